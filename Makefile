@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Out-of-tree build of xen-gntalloc-rs.ko against a kernel build tree.
+#   make                  # against the cached test kernel (scripts/build-kernel)
+#   make KDIR=/path       # against another configured and built tree
+#   make CLIPPY=1         # with clippy
+# In tree, Kbuild and Kconfig are used directly (see README.md).
+
+XGR_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/xen-gntalloc-rs
+KCONFIG ?= test
+KDIR ?= $(XGR_CACHE)/kbuild-$(KCONFIG)
+LLVM ?= -22
+RUSTC ?= /usr/bin/rustc
+RUSTDOC ?= /usr/bin/rustdoc
+BINDGEN ?= $(XGR_CACHE)/bindgen/bin/bindgen
+export LIBCLANG_PATH ?= /usr/lib/llvm-22/lib
+
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) \
+	BINDGEN=$(BINDGEN) $(if $(CLIPPY),CLIPPY=1)
+
+.PHONY: modules clean selftests kernel rustfmt rustfmtcheck
+modules:
+	@test -f $(KDIR)/Module.symvers || { echo "no built kernel in $(KDIR): run scripts/build-kernel $(KCONFIG)" >&2; exit 1; }
+	$(KMAKE) modules
+
+clean:
+	$(KMAKE) clean
+	$(MAKE) -C selftests clean
+
+selftests:
+	$(MAKE) -C selftests KSRC=$$(ls -d $(XGR_CACHE)/src/linux-* | tail -n 1)
+
+kernel:
+	scripts/build-kernel $(KCONFIG)
+
+rustfmt:
+	$(KMAKE) rustfmt
+
+rustfmtcheck:
+	$(KMAKE) rustfmtcheck
+

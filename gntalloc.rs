@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/xen/gntalloc` in Rust: user space allocates pages, grants another Xen domain access to
+//! them, maps them, and is notified when they are released.
+//!
+//! This file owns the device, the per-open-file state (the file's index space) and `mmap`. The
+//! ioctl ABI is in `gntalloc_ioctl.rs`, grants and their accounting in `grant.rs`, the VMA
+//! lifetime plumbing in `vma.rs` and everything Xen in `xen.rs`.
+//!
+//! A file's index space is keyed in 4K Xen-page slots: ALLOC(count) gives `count` slots at keys
+//! `index + k * 4096`, packed into `ceil(count / slots-per-page)` fresh kernel pages; `index` is
+//! kernel-page aligned and only ever grows. On 4K kernels a slot is a page and every offset
+//! equals upstream's.
+//!
+//! # Lock order
+//!
+//! `mmap_lock` (held by mm around `mmap` and the VMA callbacks) → [`FileState`]`::index` →
+//! a grant's `notify` lock → the deferred list (`grant.rs`) → Xen's internal locks.
+//! No user memory is touched under `FileState::index`.
+
+use kernel::{
+    debugfs,
+    fs::File,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    mm::virt::{
+        flags as vm_flags,
+        VmaNew, //
+    },
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNode, //
+    },
+    seq_file::{
+        seq_print,
+        SeqFile, //
+    },
+    sync::{
+        atomic::Relaxed,
+        Mutex, //
+    },
+};
+
+mod gntalloc_ioctl;
+mod grant;
+mod vma;
+mod xen;
+
+use grant::Grant;
+use vma::VmaFamily;
+use xen::XEN_PAGE_SIZE;
+
+module! {
+    type: GntallocModule,
+    name: "xen_gntalloc_rs",
+    authors: ["xen-gntalloc-rs developers"],
+    description: "User-space grant reference allocator driver (Rust)",
+    license: "GPL",
+}
+
+/// The module: the misc device, the debugfs counters and the deferred-grant machinery.
+struct GntallocModule {
+    _stats: Pin<KBox<debugfs::Scope<()>>>,
+    _debugfs: debugfs::Dir,
+    _miscdev: Pin<KBox<MiscDeviceRegistration<FileState>>>,
+}
+
+impl kernel::Module for GntallocModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        if !xen::xen_domain() {
+            return Err(ENODEV);
+        }
+        if xen::device_node_taken() {
+            pr_err!("xen/gntalloc is already registered (is xen-gntalloc loaded?)\n");
+            return Err(EBUSY);
+        }
+        grant::init();
+
+        let dir = debugfs::Dir::new(c"xen-gntalloc-rs");
+        let stats = KBox::pin_init(
+            dir.scope((), c"stats", |_, d| {
+                let s = &grant::STATS;
+                d.read_only_file(c"in_use", &s.in_use);
+                d.read_only_file(c"deferred", &s.deferred);
+                d.read_only_file(c"limit_rejections", &s.limit_rejections);
+                d.read_only_file(c"table_full", &s.table_full);
+                d.read_only_file(c"handed_to_core", &s.handed_to_core);
+            }),
+            GFP_KERNEL,
+        )?;
+        let miscdev = KBox::pin_init(
+            MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"xen/gntalloc",
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            _stats: stats,
+            _debugfs: dir,
+            _miscdev: miscdev,
+        })
+    }
+}
+
+impl Drop for GntallocModule {
+    fn drop(&mut self) {
+        // No file is open (each pins the module), so no grant is alive but deferred ones.
+        xen::reclaim_stop();
+        grant::flush_deferred_to_core();
+    }
+}
+
+/// The index space of an open file.
+struct FileIndex {
+    /// Grants still listed in the file (not yet deallocated), by slot key.
+    grants: RBTree<u64, Arc<Grant>>,
+    /// Key of the next allocation: kernel-page aligned, never reused.
+    next: u64,
+}
+
+/// Per-open-file state, shared by `dup()`, fork and `SCM_RIGHTS` copies of the file.
+#[pin_data]
+pub(crate) struct FileState {
+    #[pin]
+    index: Mutex<FileIndex>,
+}
+
+impl FileState {
+    /// Reserves `span` bytes of index space for an allocation and returns its start.
+    fn reserve_index(&self, span: u64) -> u64 {
+        let mut index = self.index.lock();
+        let start = index.next;
+        index.next = start.wrapping_add(span);
+        start
+    }
+
+    /// Gives back a reservation of a failed allocation, unless a later one was made since: an
+    /// allocation that fails leaves no hole in the index space when it can avoid it.
+    fn unreserve_index(&self, start: u64, span: u64) {
+        let mut index = self.index.lock();
+        if index.next == start.wrapping_add(span) {
+            index.next = start;
+        }
+    }
+
+    /// Lists the grants of a successful allocation in the file.
+    fn publish(&self, nodes: KVec<RBTreeNode<u64, Arc<Grant>>>) {
+        let mut index = self.index.lock();
+        for node in nodes {
+            // Keys come from a reservation, so they are new; a duplicate would be replaced.
+            let _ = index.grants.insert(node);
+        }
+    }
+
+    /// The grant at slot `key`, if the file still lists it.
+    fn lookup(&self, key: u64) -> Option<Arc<Grant>> {
+        self.index.lock().grants.get(&key).cloned()
+    }
+
+    /// Removes `count` slots starting at `start` if all of them are listed with consecutive
+    /// keys; `EINVAL` (and nothing removed) otherwise. Released grants that no mapping holds are
+    /// ended here, firing their notifications before the ioctl returns.
+    fn remove_range(&self, start: u64, count: usize) -> Result {
+        let step = XEN_PAGE_SIZE as u64;
+        let mut index = self.index.lock();
+        {
+            let mut cursor = index.grants.cursor_lower_bound(&start).ok_or(EINVAL)?;
+            let mut expected = start;
+            for i in 0..count {
+                if *cursor.current().0 != expected {
+                    return Err(EINVAL);
+                }
+                if i + 1 < count {
+                    cursor = cursor.move_next().ok_or(EINVAL)?;
+                    expected = expected.checked_add(step).ok_or(EINVAL)?;
+                }
+            }
+        }
+        for i in 0..count as u64 {
+            // Dropping the last reference ends the grant under this lock, which the lock order
+            // allows; nothing here touches user memory.
+            drop(index.grants.remove(&(start + i * step)));
+        }
+        Ok(())
+    }
+
+    /// Collects the grants covering `pages` kernel pages from `start` for a new mapping: the
+    /// first slot of each page must be listed; `ENOENT` otherwise.
+    fn collect_mapping(&self, start: u64, pages: usize) -> Result<MappingRange> {
+        let page_size = PAGE_SIZE as u64;
+        let end = (pages as u64)
+            .checked_mul(page_size)
+            .and_then(|len| start.checked_add(len))
+            .ok_or(ENOENT)?;
+        let index = self.index.lock();
+        // Grows only with grants that exist, so a bogus length fails on ENOENT, not ENOMEM.
+        let mut grants = KVec::new();
+        let mut next_page = start;
+        let mut cursor = index.grants.cursor_lower_bound(&start).ok_or(ENOENT)?;
+        loop {
+            let (&key, grant) = cursor.current();
+            if key >= end {
+                break;
+            }
+            if key % page_size == 0 {
+                if key != next_page {
+                    return Err(ENOENT);
+                }
+                next_page += page_size;
+            } else if next_page == start || key - key % page_size != next_page - page_size {
+                // A slot of a page whose first slot is not listed.
+                return Err(ENOENT);
+            }
+            grants.push(grant.clone(), GFP_KERNEL)?;
+            cursor = match cursor.move_next() {
+                Some(c) => c,
+                None => break,
+            };
+        }
+        if next_page != end {
+            return Err(ENOENT);
+        }
+        Ok(MappingRange::new(grants))
+    }
+}
+
+/// The grants covered by one `mmap()` call, shared by every VMA descended from it: they stay
+/// alive until the last of those VMAs is gone.
+pub(crate) struct MappingRange {
+    grants: KVec<Arc<Grant>>,
+}
+
+impl MappingRange {
+    fn new(grants: KVec<Arc<Grant>>) -> Self {
+        for grant in grants.iter() {
+            grant.mapped();
+        }
+        Self { grants }
+    }
+}
+
+impl Drop for MappingRange {
+    fn drop(&mut self) {
+        for grant in self.grants.iter() {
+            grant.unmapped();
+        }
+    }
+}
+
+#[vtable]
+impl MiscDevice for FileState {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                index <- kernel::new_mutex!(
+                    FileIndex {
+                        grants: RBTree::new(),
+                        next: 0,
+                    },
+                    "FileState::index"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn mmap(file: Pin<&Self>, _file: &File, vma: &VmaNew) -> Result {
+        // Also refuses MAP_SHARED on an O_RDONLY file, where mm clears VM_SHARED.
+        if vma.flags() & vm_flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `vma` is being set up by `->mmap`: its fields are stable and ours to read.
+        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+        let start = pgoff.checked_mul(PAGE_SIZE as u64).ok_or(ENOENT)?;
+        let pages = (vma.end() - vma.start()) / PAGE_SIZE;
+        let range = file.collect_mapping(start, pages)?;
+
+        vma.set_dontexpand();
+        vma.set_dontdump();
+        let mixed = vma.set_mixedmap();
+        // The first slot of each page is its first grant: map that page.
+        let mut addr = vma.start();
+        for grant in range.grants.iter() {
+            let (page, xen_index) = grant.page()?;
+            if xen_index == 0 {
+                // `range` keeps the page alive; the VMA family holds `range` until the last VMA
+                // is closed, and zapping on munmap drops the mapping's own page references.
+                vma::insert_page(mixed, addr, page)?;
+                addr += PAGE_SIZE;
+            }
+        }
+        // On error above, `range` is dropped here and the grants go back as they were.
+        VmaFamily::attach(vma, Arc::new(range, GFP_KERNEL)?);
+        Ok(())
+    }
+
+    fn ioctl(file: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        gntalloc_ioctl::ioctl(file.get_ref(), cmd, arg)
+    }
+
+    /// 32-bit callers get `ENOTTY`, as with upstream, which has no compat handler; without this
+    /// the misc-device layer would forward them to `ioctl`.
+    #[cfg(CONFIG_COMPAT)]
+    fn compat_ioctl(_file: Pin<&Self>, _f: &File, _cmd: u32, _arg: usize) -> Result<isize> {
+        Err(ENOTTY)
+    }
+
+    fn show_fdinfo(file: Pin<&Self>, m: &SeqFile, _file: &File) {
+        let index = file.index.lock();
+        let (mut mapped, mut notify) = (0usize, 0usize);
+        for grant in index.grants.values() {
+            mapped += usize::from(grant.is_mapped());
+            notify += usize::from(grant.notify_armed());
+        }
+        seq_print!(
+            m,
+            "grants:\t{}\nmapped:\t{}\nnotify:\t{}\nnext_index:\t{:#x}\nglobal_in_use:\t{}\n",
+            index.grants.iter().count(),
+            mapped,
+            notify,
+            index.next,
+            grant::STATS.in_use.load(Relaxed)
+        );
+    }
+}

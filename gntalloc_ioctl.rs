@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ioctl ABI of `/dev/xen/gntalloc`: command numbers, argument parsing and the three
+//! commands ALLOC_GREF, DEALLOC_GREF and SET_UNMAP_NOTIFY.
+//!
+//! The argument layouts come from our UAPI header through bindgen; their sizes and the command
+//! numbers are checked against the established values at compile time (here and in
+//! `gntalloc_shim.c`). Arguments are copied in before any lock is taken and results copied out
+//! after every lock is dropped: `mmap` takes the file's index lock under `mmap_lock`, and a
+//! faulting user copy under that lock would take `mmap_lock` in the other order.
+//!
+//! The errno precedence is upstream's, rule by rule, see the comments in each handler.
+
+use core::mem::{
+    offset_of,
+    size_of, //
+};
+use kernel::{
+    prelude::*,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi,
+};
+
+use crate::{
+    grant::{
+        self,
+        Grant,
+        UnmapNotify, //
+    },
+    xen::{
+        self,
+        raw,
+        EvtchnRef,
+        ForeignGrant,
+        GrantError,
+        PageRef,
+        XEN_PAGES_PER_PAGE,
+        XEN_PAGE_SIZE, //
+    },
+    FileState,
+};
+
+type AllocGref = raw::ioctl_gntalloc_alloc_gref;
+type DeallocGref = raw::ioctl_gntalloc_dealloc_gref;
+type UnmapNotifyArg = raw::ioctl_gntalloc_unmap_notify;
+
+/// `_IOC(_IOC_NONE, 'G', nr, size)`: the encoding the ABI uses for all three commands.
+const fn ioc_none(nr: u32, size: usize) -> u32 {
+    (uapi::_IOC_NONE << uapi::_IOC_DIRSHIFT)
+        | ((b'G' as u32) << uapi::_IOC_TYPESHIFT)
+        | (nr << uapi::_IOC_NRSHIFT)
+        | ((size as u32) << uapi::_IOC_SIZESHIFT)
+}
+
+/// Allocates and grants pages.
+pub(crate) const IOCTL_GNTALLOC_ALLOC_GREF: u32 = ioc_none(5, size_of::<AllocGref>());
+/// Removes pages from the file.
+pub(crate) const IOCTL_GNTALLOC_DEALLOC_GREF: u32 = ioc_none(6, size_of::<DeallocGref>());
+/// Sets the action taken when a page is released.
+pub(crate) const IOCTL_GNTALLOC_SET_UNMAP_NOTIFY: u32 = ioc_none(7, size_of::<UnmapNotifyArg>());
+
+// The established ABI on every 64-bit architecture, byte for byte.
+const _: () = assert!(IOCTL_GNTALLOC_ALLOC_GREF == 0x0018_4705);
+const _: () = assert!(IOCTL_GNTALLOC_DEALLOC_GREF == 0x0010_4706);
+const _: () = assert!(IOCTL_GNTALLOC_SET_UNMAP_NOTIFY == 0x0010_4707);
+const _: () = assert!(size_of::<AllocGref>() == 24 && GREF_IDS_OFFSET == 16);
+
+/// Offset of `gref_ids` in the ALLOC argument: the union right after `index`.
+const GREF_IDS_OFFSET: usize = offset_of!(AllocGref, index) + size_of::<u64>();
+
+/// Reads a native-endian integer field at `off` of a copied-in argument.
+fn field<const N: usize>(raw: &[u8], off: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = raw.get(off..off + N) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+/// Copies `N` bytes of the argument at `arg`: `EFAULT` if they cannot be read.
+fn copy_in<const N: usize>(arg: usize) -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    UserSlice::new(UserPtr::from_addr(arg), N)
+        .reader()
+        .read_slice(&mut buf)?;
+    Ok(buf)
+}
+
+/// Dispatches an ioctl of an open file.
+pub(crate) fn ioctl(file: &FileState, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        IOCTL_GNTALLOC_ALLOC_GREF => alloc_gref(file, arg)?,
+        IOCTL_GNTALLOC_DEALLOC_GREF => dealloc_gref(file, arg)?,
+        IOCTL_GNTALLOC_SET_UNMAP_NOTIFY => set_unmap_notify(file, arg)?,
+        _ => return Err(ENOTTY),
+    }
+    Ok(0)
+}
+
+/// Grants made by one ALLOC before they are published in the file.
+struct NewGrants {
+    nodes: KVec<RBTreeNode<u64, Arc<Grant>>>,
+    ids: KVec<u8>,
+}
+
+/// IOCTL_GNTALLOC_ALLOC_GREF.
+///
+/// Errors, first match wins: `EFAULT` (argument unreadable), `ENOSPC` (count above limit),
+/// `ENOMEM` (bookkeeping), `ENOSPC` (limit reached), `ENOMEM`/`ENOSPC` (page allocation or grant
+/// table full: nothing is left behind), `EFAULT` (result unwritable: the grants stay in the file,
+/// as upstream).
+fn alloc_gref(file: &FileState, arg: usize) -> Result {
+    const LEN: usize = size_of::<AllocGref>();
+    let mut op = copy_in::<LEN>(arg)?;
+    let domid = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, domid)));
+    let flags = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, flags)));
+    let count = u32::from_ne_bytes(field(&op, offset_of!(AllocGref, count)));
+    let writable = u32::from(flags) & raw::GNTALLOC_FLAG_WRITABLE != 0;
+
+    // Checked before allocating anything, so a huge count cannot reach the allocator.
+    if count > xen::grant_limit() {
+        grant::STATS
+            .limit_rejections
+            .add(1, kernel::sync::atomic::Relaxed);
+        return Err(ENOSPC);
+    }
+    let count_us = count as usize;
+    let mut new = NewGrants {
+        nodes: KVec::with_capacity(count_us, GFP_KERNEL)?,
+        ids: KVec::with_capacity(count_us * size_of::<u32>(), GFP_KERNEL)?,
+    };
+
+    grant::reclaim_some();
+    grant::reserve(count)?;
+
+    let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
+    let span = pages * kernel::page::PAGE_SIZE as u64;
+    let index = file.reserve_index(span);
+
+    if let Err(e) = make_grants(&mut new, domid, writable, index, count_us) {
+        // Every grant made so far releases its own slot when dropped; return the rest.
+        let made = new.nodes.len() as u32;
+        drop(new);
+        grant::unreserve(count - made);
+        file.unreserve_index(index, span);
+        if let GrantError::TableFull = e {
+            grant::STATS
+                .table_full
+                .add(1, kernel::sync::atomic::Relaxed);
+        }
+        return Err(e.into());
+    }
+    file.publish(new.nodes);
+
+    // Results go out after the lock is dropped. As upstream, the whole header (with the
+    // caller's padding) is written back, then the ids.
+    op[offset_of!(AllocGref, index)..][..size_of::<u64>()].copy_from_slice(&index.to_ne_bytes());
+    UserSlice::new(UserPtr::from_addr(arg), LEN)
+        .writer()
+        .write_slice(&op)?;
+    if count > 0 {
+        UserSlice::new(
+            UserPtr::from_addr(arg).wrapping_byte_add(GREF_IDS_OFFSET),
+            new.ids.len(),
+        )
+        .writer()
+        .write_slice(&new.ids)?;
+    }
+    Ok(())
+}
+
+/// Allocates and grants `count` 4K slots packed into fresh kernel pages, keyed from `index`.
+fn make_grants(
+    new: &mut NewGrants,
+    domid: u16,
+    writable: bool,
+    index: u64,
+    count: usize,
+) -> Result<(), GrantError> {
+    let mut slot = 0;
+    while slot < count {
+        let in_page = (count - slot).min(XEN_PAGES_PER_PAGE);
+        let mut page = Some(PageRef::alloc_zeroed().map_err(GrantError::Other)?);
+        for xen_index in 0..in_page {
+            // Each slot owns one reference on the page; the last one takes the allocation's.
+            let page_ref = match page.take() {
+                Some(p) if xen_index + 1 < in_page => {
+                    let r = p.new_ref();
+                    page = Some(p);
+                    r
+                }
+                Some(p) => p,
+                None => return Err(GrantError::Other(EINVAL)),
+            };
+            let frame = ForeignGrant::new(domid, page_ref, xen_index, writable)?;
+            let gref = frame.gref();
+            let grant = Grant::new(frame).map_err(GrantError::Other)?;
+            let key = index + (slot * XEN_PAGE_SIZE) as u64;
+            let node = RBTreeNode::new(key, grant, GFP_KERNEL).map_err(GrantError::Other)?;
+            // Capacity for both was reserved up front.
+            new.nodes
+                .push(node, GFP_KERNEL)
+                .map_err(|_| GrantError::Other(ENOMEM))?;
+            new.ids
+                .extend_from_slice(&gref.to_ne_bytes(), GFP_KERNEL)
+                .map_err(|_| GrantError::Other(ENOMEM))?;
+            slot += 1;
+        }
+    }
+    Ok(())
+}
+
+/// IOCTL_GNTALLOC_DEALLOC_GREF.
+///
+/// `EFAULT` (argument unreadable), then `EINVAL` unless `count` slots starting at `index` are all
+/// in this file with consecutive indices; `count == 0` is `EINVAL` as upstream. Atomic: nothing
+/// is removed on error.
+fn dealloc_gref(file: &FileState, arg: usize) -> Result {
+    const LEN: usize = size_of::<DeallocGref>();
+    let op = copy_in::<LEN>(arg)?;
+    let index = u64::from_ne_bytes(field(&op, offset_of!(DeallocGref, index)));
+    let count = u32::from_ne_bytes(field(&op, offset_of!(DeallocGref, count)));
+    let ret = if count == 0 {
+        Err(EINVAL)
+    } else {
+        file.remove_range(index, count as usize)
+    };
+    // As upstream's cleanup, whatever the outcome.
+    grant::reclaim_some();
+    ret
+}
+
+/// IOCTL_GNTALLOC_SET_UNMAP_NOTIFY.
+///
+/// `EFAULT` (argument unreadable), `ENOENT` (no such slot in this file, checked before the
+/// action), `EINVAL` (unknown action bits), `EINVAL` (event channel cannot be referenced).
+fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
+    const LEN: usize = size_of::<UnmapNotifyArg>();
+    let op = copy_in::<LEN>(arg)?;
+    let index = u64::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, index)));
+    let action = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, action)));
+    let port = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, event_channel_port)));
+
+    let slot = index & !(XEN_PAGE_SIZE as u64 - 1);
+    let offset = (index & (XEN_PAGE_SIZE as u64 - 1)) as usize;
+    let grant = file.lookup(slot).ok_or(ENOENT)?;
+    if action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) != 0 {
+        return Err(EINVAL);
+    }
+    // The new reference is taken before the old one is dropped, so re-registering the same
+    // port never closes it in between.
+    let event = if action & raw::UNMAP_NOTIFY_SEND_EVENT != 0 {
+        Some(EvtchnRef::get(port)?)
+    } else {
+        None
+    };
+    let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset);
+    let old = grant.set_notify(UnmapNotify { clear_byte, event });
+    drop(old);
+    Ok(())
+}
+
+use kernel::rbtree::RBTreeNode;

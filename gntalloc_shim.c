@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers for xen-gntalloc-rs; see gntalloc_shim.h for why each exists.
+ * Also checks at build time that our UAPI header matches the established ABI.
+ */
+#include <linux/build_bug.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/namei.h>
+#include <linux/workqueue.h>
+#include <xen/events.h>
+#include <xen/page.h>
+#include <xen/xen.h>
+
+#include "include/uapi/xen/gntalloc.h"
+#include "gntalloc_shim.h"
+
+static unsigned int limit = 1024;
+module_param(limit, uint, 0644);
+MODULE_PARM_DESC(limit, "Maximum number of grants that may be allocated by the device (system-wide)");
+
+/* The ABI, byte for byte (values of the established interface). */
+static_assert(IOCTL_GNTALLOC_ALLOC_GREF == 0x00184705);
+static_assert(IOCTL_GNTALLOC_DEALLOC_GREF == 0x00104706);
+static_assert(IOCTL_GNTALLOC_SET_UNMAP_NOTIFY == 0x00104707);
+static_assert(sizeof(struct ioctl_gntalloc_alloc_gref) == 24);
+static_assert(offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids) == 16);
+static_assert(sizeof(struct ioctl_gntalloc_dealloc_gref) == 16);
+static_assert(sizeof(struct ioctl_gntalloc_unmap_notify) == 16);
+static_assert(sizeof(grant_ref_t) == 4 && sizeof(evtchn_port_t) == 4);
+
+unsigned int gntalloc_rs_limit(void)
+{
+	return READ_ONCE(limit);
+}
+
+bool gntalloc_rs_xen_domain(void)
+{
+	return xen_domain();
+}
+
+unsigned int gntalloc_rs_xen_pfn_per_page(void)
+{
+	return XEN_PFN_PER_PAGE;
+}
+
+unsigned long gntalloc_rs_page_gfn(struct page *page, unsigned int sub)
+{
+	return pfn_to_gfn(page_to_xen_pfn(page) + sub);
+}
+
+void gntalloc_rs_clear_byte(struct page *page, unsigned int offset)
+{
+	u8 *addr = kmap_local_page(page);
+
+	WRITE_ONCE(addr[offset], 0);
+	kunmap_local(addr);
+}
+
+void gntalloc_rs_notify_remote(u32 port)
+{
+	notify_remote_via_evtchn(port);
+}
+
+void gntalloc_rs_get_page(struct page *page)
+{
+	get_page(page);
+}
+
+void gntalloc_rs_put_page(struct page *page)
+{
+	put_page(page);
+}
+
+static void reclaim_work_fn(struct work_struct *work)
+{
+	gntalloc_rs_reclaim_run();
+}
+
+static DECLARE_DELAYED_WORK(reclaim_work, reclaim_work_fn);
+
+void gntalloc_rs_reclaim_arm(unsigned int ms)
+{
+	/* Does nothing while a retry is already queued: drops must not postpone it. */
+	queue_delayed_work(system_dfl_wq, &reclaim_work, msecs_to_jiffies(ms));
+}
+
+void gntalloc_rs_reclaim_stop(void)
+{
+	cancel_delayed_work_sync(&reclaim_work);
+}
+
+bool gntalloc_rs_node_taken(void)
+{
+	struct path path;
+
+	/*
+	 * misc_register() would fail on the duplicate sysfs name too, but only after sysfs
+	 * has dumped a stack trace: look first, so that a conflict is a clean -EBUSY.
+	 */
+	if (kern_path("/sys/class/misc/xen!gntalloc", 0, &path))
+		return false;
+	path_put(&path);
+	return true;
+}

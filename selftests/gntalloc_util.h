@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the gntalloc selftests: raw ioctl wrappers for
+ * /dev/xen/gntalloc, a gntdev mapping that plays the remote domain (Xen lets
+ * a domain map the grants it issued to itself), an event-channel loopback,
+ * and access to the module under test's parameters and counters.
+ */
+#ifndef GNTALLOC_UTIL_H
+#define GNTALLOC_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xen/gntalloc.h>
+/* The Xen UAPI headers expect these typedefs from their includer. */
+typedef uint32_t grant_ref_t;
+typedef uint16_t domid_t;
+#include <xen/evtchn.h>
+#include <xen/gntdev.h>
+
+#define GNTALLOC_DEV "/dev/xen/gntalloc"
+#define XPAGE 4096UL
+#define DOMID_SELF_ID 0 /* tests run in dom0 and grant to themselves */
+
+static inline long page_size(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+/* "rust" or "c": which module provides the device. */
+static inline const char *module_under_test(void)
+{
+	struct stat st;
+
+	if (stat("/sys/module/xen_gntalloc_rs", &st) == 0)
+		return "rust";
+	if (stat("/sys/module/xen_gntalloc", &st) == 0)
+		return "c";
+	return "none";
+}
+
+static inline int is_rust(void)
+{
+	return strcmp(module_under_test(), "rust") == 0;
+}
+
+static inline const char *limit_path(void)
+{
+	return is_rust() ? "/sys/module/xen_gntalloc_rs/parameters/limit" :
+			   "/sys/module/xen_gntalloc/parameters/limit";
+}
+
+static inline long read_long(const char *path)
+{
+	char buf[64] = { 0 };
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 0) : -1;
+}
+
+static inline int write_long(const char *path, long v)
+{
+	char buf[64];
+	int fd = open(path, O_WRONLY);
+	int len, ok;
+
+	if (fd < 0)
+		return -1;
+	len = snprintf(buf, sizeof(buf), "%ld\n", v);
+	ok = write(fd, buf, len) == len;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static inline long get_limit(void)
+{
+	return read_long(limit_path());
+}
+
+static inline int set_limit(long v)
+{
+	return write_long(limit_path(), v);
+}
+
+/* A counter of the Rust module in debugfs, or -1. */
+static inline long rust_stat(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/xen-gntalloc-rs/stats/%s", name);
+	return read_long(path);
+}
+
+/* ALLOC with a heap buffer; returns 0 or -errno. */
+static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *index,
+			    uint32_t *ids)
+{
+	size_t len = sizeof(struct ioctl_gntalloc_alloc_gref) + 4 * (size_t)count;
+	struct ioctl_gntalloc_alloc_gref *op = calloc(1, len);
+	int ret;
+
+	if (!op)
+		return -ENOMEM;
+	op->domid = DOMID_SELF_ID;
+	op->flags = flags;
+	op->count = count;
+	ret = ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op) ? -errno : 0;
+	if (!ret) {
+		if (index)
+			*index = op->index;
+		if (ids)
+			memcpy(ids, op->gref_ids, 4 * (size_t)count);
+	}
+	free(op);
+	return ret;
+}
+
+static inline int gnt_dealloc(int fd, uint64_t index, uint32_t count)
+{
+	struct ioctl_gntalloc_dealloc_gref op = { .index = index, .count = count };
+
+	return ioctl(fd, IOCTL_GNTALLOC_DEALLOC_GREF, &op) ? -errno : 0;
+}
+
+static inline int gnt_notify(int fd, uint64_t index, uint32_t action, uint32_t port)
+{
+	struct ioctl_gntalloc_unmap_notify op = {
+		.index = index, .action = action, .event_channel_port = port,
+	};
+
+	return ioctl(fd, IOCTL_GNTALLOC_SET_UNMAP_NOTIFY, &op) ? -errno : 0;
+}
+
+/* mmap `len` bytes of the gntalloc file at `index`; MAP_FAILED on error. */
+static inline void *gnt_map(int fd, uint64_t index, size_t len)
+{
+	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, index);
+}
+
+/* A gntdev mapping of our own grants: the "remote domain". */
+struct remote_map {
+	int fd;
+	uint64_t index;
+	uint32_t count;
+	volatile uint8_t *addr;
+};
+
+static inline int remote_map(struct remote_map *r, const uint32_t *refs, uint32_t count,
+			     int writable)
+{
+	size_t len = sizeof(struct ioctl_gntdev_map_grant_ref) +
+		     sizeof(struct ioctl_gntdev_grant_ref) * count;
+	struct ioctl_gntdev_map_grant_ref *op = calloc(1, len);
+	uint32_t i;
+	void *p;
+
+	r->fd = open("/dev/xen/gntdev", O_RDWR | O_CLOEXEC);
+	if (r->fd < 0 || !op) {
+		free(op);
+		return -errno;
+	}
+	op->count = count;
+	for (i = 0; i < count; i++) {
+		op->refs[i].domid = DOMID_SELF_ID;
+		op->refs[i].ref = refs[i];
+	}
+	if (ioctl(r->fd, IOCTL_GNTDEV_MAP_GRANT_REF, op)) {
+		int e = -errno;
+
+		free(op);
+		close(r->fd);
+		return e;
+	}
+	r->index = op->index;
+	r->count = count;
+	free(op);
+	p = mmap(NULL, count * XPAGE, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+		 r->fd, r->index);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+
+		close(r->fd);
+		return e;
+	}
+	r->addr = p;
+	return 0;
+}
+
+static inline void remote_unmap(struct remote_map *r)
+{
+	struct ioctl_gntdev_unmap_grant_ref op = { .index = r->index, .count = r->count };
+
+	munmap((void *)r->addr, r->count * XPAGE);
+	ioctl(r->fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &op);
+	close(r->fd);
+}
+
+/*
+ * An event channel looped back within dom0: `port` is the end given to
+ * gntalloc; events sent on it are read from `rfd` as `rport`.
+ */
+struct evtchn_loop {
+	int lfd, rfd;
+	uint32_t port, rport;
+};
+
+static inline int evtchn_loop_open(struct evtchn_loop *e)
+{
+	struct ioctl_evtchn_bind_unbound_port unbound = { .remote_domain = DOMID_SELF_ID };
+	struct ioctl_evtchn_bind_interdomain inter = { .remote_domain = DOMID_SELF_ID };
+	int ret;
+
+	e->lfd = open("/dev/xen/evtchn", O_RDWR);
+	e->rfd = open("/dev/xen/evtchn", O_RDWR);
+	if (e->lfd < 0 || e->rfd < 0)
+		return -errno;
+	ret = ioctl(e->lfd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &unbound);
+	if (ret < 0)
+		return -errno;
+	e->port = ret;
+	inter.remote_port = e->port;
+	ret = ioctl(e->rfd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &inter);
+	if (ret < 0)
+		return -errno;
+	e->rport = ret;
+	return 0;
+}
+
+/* Number of events seen on the remote end within `ms` (re-enables the port). */
+static inline int evtchn_loop_events(struct evtchn_loop *e, int ms)
+{
+	struct pollfd pfd = { .fd = e->rfd, .events = POLLIN };
+	uint32_t ports[16];
+	int n = 0;
+
+	while (poll(&pfd, 1, ms) > 0) {
+		ssize_t r = read(e->rfd, ports, sizeof(ports));
+
+		if (r <= 0)
+			break;
+		n += r / 4;
+		if (write(e->rfd, ports, r) != r)
+			break;
+		ms = 50;
+	}
+	return n;
+}
+
+static inline void evtchn_loop_close(struct evtchn_loop *e)
+{
+	if (e->lfd >= 0)
+		close(e->lfd);
+	if (e->rfd >= 0)
+		close(e->rfd);
+}
+
+#endif /* GNTALLOC_UTIL_H */

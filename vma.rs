@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VMA families: data shared by every VMA descended from one `mmap()` call.
+//!
+//! The `kernel` crate of 7.3 can set up a VMA in `->mmap` but has no way to learn when it is
+//! split, copied or removed. This file fills that gap with the smallest sound piece: it installs
+//! `vm_operations_struct` `open`/`close` callbacks and keeps one `Arc` reference per VMA in
+//! `vm_private_data`.
+//!
+//! - `mmap` attaches the data to the new VMA (one reference);
+//! - `open` runs for every VMA created from an existing one (split by a partial munmap or
+//!   mprotect, fork, mremap move): the new VMA takes one more reference;
+//! - `close` runs exactly once per VMA when it is removed (mm replaces `vm_ops` afterwards):
+//!   it drops that VMA's reference.
+//!
+//! The data is dropped when the last VMA of the family is gone. mm never calls `close` for a VMA
+//! whose `->mmap` failed, so [`VmaFamily::attach`] must be the last step of a successful `mmap`.
+//! Both callbacks run with `mmap_lock` held and may sleep, and so may `T`'s `Drop`.
+
+use core::marker::PhantomData;
+use kernel::{
+    bindings,
+    error::to_result,
+    mm::virt::{
+        VmaMixedMap,
+        VmaNew, //
+    },
+    prelude::*,
+    types::ForeignOwnable, //
+};
+
+use crate::xen::PageRef;
+
+/// Maps `page` at `addr` of `vma`; the mapping takes its own reference on the page.
+pub(crate) fn insert_page(vma: &VmaMixedMap, addr: usize, page: &PageRef) -> Result {
+    // SAFETY: `vma` is a valid VM_MIXEDMAP VMA with `mmap_lock` held (`VmaMixedMap` invariant)
+    // and the page is alive (`PageRef` invariant); `vm_insert_page` checks `addr` itself.
+    to_result(unsafe { bindings::vm_insert_page(vma.as_ptr(), addr, page.as_ptr()) })
+}
+
+/// The `vm_operations_struct` of the VMAs of one family type `T`.
+pub(crate) struct VmaFamily<T: Send + Sync + 'static>(PhantomData<T>);
+
+impl<T: Send + Sync + 'static> VmaFamily<T> {
+    const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        open: Some(Self::open),
+        close: Some(Self::close),
+        ..pin_init::zeroed()
+    };
+
+    /// Attaches `data` to `vma`, which is being set up by `->mmap` and will not fail anymore.
+    pub(crate) fn attach(vma: &VmaNew, data: Arc<T>) {
+        let vma = vma.as_ptr();
+        // SAFETY: `vma` is valid and, being set up by `->mmap` under the write `mmap_lock`, not
+        // yet visible to anyone else: writing its fields cannot race. The reference produced by
+        // `into_foreign` is owned by this VMA and given back in `close`. `OPS` is promoted to a
+        // static, so the pointer stays valid for as long as the module's code does, which the VMA
+        // outlives through its file reference (the file pins the module).
+        unsafe {
+            (*vma).vm_private_data = data.into_foreign();
+            (*vma).vm_ops = &Self::OPS;
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by mm, with `mmap_lock` held, for a VMA copied from one of this family: its
+    /// `vm_private_data` is the source VMA's, which still owns its own reference.
+    unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: By the function's contract `vm_private_data` came from `Arc::into_foreign` and
+        // the source VMA's reference keeps it alive during this call.
+        let data = unsafe { <Arc<T> as ForeignOwnable>::borrow((*vma).vm_private_data) };
+        // The new VMA owns one more reference, given back in its own `close`.
+        let _ = Arc::<T>::from(data).into_foreign();
+    }
+
+    /// # Safety
+    ///
+    /// Called by mm, with `mmap_lock` held, exactly once for each VMA of this family as it is
+    /// removed.
+    unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
+        // SAFETY: Each VMA of the family owns one reference, from `attach` or `open`; this is
+        // its only `close`, so the reference is given back exactly once.
+        drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*vma).vm_private_data) });
+    }
+}
