@@ -12,11 +12,12 @@ KDIR ?= $(XGR_CACHE)/kbuild-$(KCONFIG)
 LLVM ?= -22
 RUSTC ?= /usr/bin/rustc
 RUSTDOC ?= /usr/bin/rustdoc
+CLIPPY_DRIVER ?= /usr/bin/clippy-driver
 BINDGEN ?= $(XGR_CACHE)/bindgen/bin/bindgen
 export LIBCLANG_PATH ?= /usr/lib/llvm-22/lib
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) \
-	BINDGEN=$(BINDGEN) $(if $(CLIPPY),CLIPPY=1)
+	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=$(CLIPPY_DRIVER) $(if $(CLIPPY),CLIPPY=1)
 
 .PHONY: modules clean selftests kernel rustfmt rustfmtcheck
 modules:

@@ -42,6 +42,7 @@ use kernel::{
     },
     sync::{
         atomic::Relaxed,
+        Arc,
         Mutex, //
     },
 };
@@ -83,7 +84,7 @@ impl kernel::Module for GntallocModule {
 
         let dir = debugfs::Dir::new(c"xen-gntalloc-rs");
         let stats = KBox::pin_init(
-            dir.scope((), c"stats", |_, d| {
+            dir.scope((), c"stats", |(), d| {
                 let s = &grant::STATS;
                 d.read_only_file(c"in_use", &s.in_use);
                 d.read_only_file(c"deferred", &s.deferred);
@@ -169,7 +170,7 @@ impl FileState {
         let step = XEN_PAGE_SIZE as u64;
         let mut index = self.index.lock();
         {
-            let mut cursor = index.grants.cursor_lower_bound(&start).ok_or(EINVAL)?;
+            let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
             let mut expected = start;
             for i in 0..count {
                 if *cursor.current().0 != expected {
@@ -197,11 +198,11 @@ impl FileState {
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
-        let index = self.index.lock();
+        let mut index = self.index.lock();
         // Grows only with grants that exist, so a bogus length fails on ENOENT, not ENOMEM.
         let mut grants = KVec::new();
         let mut next_page = start;
-        let mut cursor = index.grants.cursor_lower_bound(&start).ok_or(ENOENT)?;
+        let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
         loop {
             let (&key, grant) = cursor.current();
             if key >= end {
@@ -271,7 +272,7 @@ impl MiscDevice for FileState {
         )
     }
 
-    fn mmap(file: Pin<&Self>, _file: &File, vma: &VmaNew) -> Result {
+    fn mmap(state: Pin<&Self>, _file: &File, vma: &VmaNew) -> Result {
         // Also refuses MAP_SHARED on an O_RDONLY file, where mm clears VM_SHARED.
         if vma.flags() & vm_flags::SHARED == 0 {
             return Err(EINVAL);
@@ -280,7 +281,7 @@ impl MiscDevice for FileState {
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let start = pgoff.checked_mul(PAGE_SIZE as u64).ok_or(ENOENT)?;
         let pages = (vma.end() - vma.start()) / PAGE_SIZE;
-        let range = file.collect_mapping(start, pages)?;
+        let range = state.collect_mapping(start, pages)?;
 
         vma.set_dontexpand();
         vma.set_dontdump();
@@ -301,8 +302,8 @@ impl MiscDevice for FileState {
         Ok(())
     }
 
-    fn ioctl(file: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        gntalloc_ioctl::ioctl(file.get_ref(), cmd, arg)
+    fn ioctl(state: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        gntalloc_ioctl::ioctl(state.get_ref(), cmd, arg)
     }
 
     /// 32-bit callers get `ENOTTY`, as with upstream, which has no compat handler; without this
@@ -312,8 +313,8 @@ impl MiscDevice for FileState {
         Err(ENOTTY)
     }
 
-    fn show_fdinfo(file: Pin<&Self>, m: &SeqFile, _file: &File) {
-        let index = file.index.lock();
+    fn show_fdinfo(state: Pin<&Self>, m: &SeqFile, _file: &File) {
+        let index = state.index.lock();
         let (mut mapped, mut notify) = (0usize, 0usize);
         for grant in index.grants.values() {
             mapped += usize::from(grant.is_mapped());

@@ -17,6 +17,11 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
+    rbtree::RBTreeNode,
+    sync::{
+        atomic::Relaxed,
+        Arc, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -104,6 +109,8 @@ pub(crate) fn ioctl(file: &FileState, cmd: u32, arg: usize) -> Result<isize> {
 struct NewGrants {
     nodes: KVec<RBTreeNode<u64, Arc<Grant>>>,
     ids: KVec<u8>,
+    /// Grants created: each releases its own slot of the reservation when dropped.
+    made: u32,
 }
 
 /// IOCTL_GNTALLOC_ALLOC_GREF.
@@ -122,15 +129,14 @@ fn alloc_gref(file: &FileState, arg: usize) -> Result {
 
     // Checked before allocating anything, so a huge count cannot reach the allocator.
     if count > xen::grant_limit() {
-        grant::STATS
-            .limit_rejections
-            .add(1, kernel::sync::atomic::Relaxed);
+        grant::STATS.limit_rejections.add(1, Relaxed);
         return Err(ENOSPC);
     }
     let count_us = count as usize;
     let mut new = NewGrants {
         nodes: KVec::with_capacity(count_us, GFP_KERNEL)?,
         ids: KVec::with_capacity(count_us * size_of::<u32>(), GFP_KERNEL)?,
+        made: 0,
     };
 
     grant::reclaim_some();
@@ -142,14 +148,12 @@ fn alloc_gref(file: &FileState, arg: usize) -> Result {
 
     if let Err(e) = make_grants(&mut new, domid, writable, index, count_us) {
         // Every grant made so far releases its own slot when dropped; return the rest.
-        let made = new.nodes.len() as u32;
+        let made = new.made;
         drop(new);
         grant::unreserve(count - made);
         file.unreserve_index(index, span);
         if let GrantError::TableFull = e {
-            grant::STATS
-                .table_full
-                .add(1, kernel::sync::atomic::Relaxed);
+            grant::STATS.table_full.add(1, Relaxed);
         }
         return Err(e.into());
     }
@@ -198,6 +202,7 @@ fn make_grants(
             let frame = ForeignGrant::new(domid, page_ref, xen_index, writable)?;
             let gref = frame.gref();
             let grant = Grant::new(frame).map_err(GrantError::Other)?;
+            new.made += 1;
             let key = index + (slot * XEN_PAGE_SIZE) as u64;
             let node = RBTreeNode::new(key, grant, GFP_KERNEL).map_err(GrantError::Other)?;
             // Capacity for both was reserved up front.
@@ -262,5 +267,3 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     drop(old);
     Ok(())
 }
-
-use kernel::rbtree::RBTreeNode;

@@ -21,7 +21,8 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
-        SpinLock,
+        Arc,
+        SpinLock, //
     },
 };
 
@@ -214,11 +215,6 @@ impl Grant {
             }),
             GFP_KERNEL,
         )
-    }
-
-    /// The grant reference given to the remote domain.
-    pub(crate) fn gref(&self) -> u32 {
-        self.frame.gref()
     }
 
     /// The kernel page holding the granted Xen page, and the Xen page's index in it.

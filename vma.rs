@@ -26,6 +26,7 @@ use kernel::{
         VmaNew, //
     },
     prelude::*,
+    sync::Arc,
     types::ForeignOwnable, //
 };
 

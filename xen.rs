@@ -35,6 +35,8 @@ use kernel::{
     non_upper_case_globals,
     unreachable_pub,
     clippy::all,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks
 )]
 pub(crate) mod raw {
@@ -106,11 +108,6 @@ impl PageRef {
     /// The raw `struct page` pointer, valid while `self` lives.
     pub(crate) fn as_ptr(&self) -> *mut bindings::page {
         self.ptr.as_ptr()
-    }
-
-    /// Whether `self` and `other` are references on the same page.
-    pub(crate) fn same_page(&self, other: &PageRef) -> bool {
-        self.ptr == other.ptr
     }
 
     /// Clears byte `offset` of the page.
@@ -266,11 +263,6 @@ impl EvtchnRef {
         }
         // INVARIANT: `evtchn_get` succeeded, so we own one reference.
         Ok(Self { port })
-    }
-
-    /// The port number.
-    pub(crate) fn port(&self) -> u32 {
-        self.port
     }
 
     /// Signals the remote end of the channel.

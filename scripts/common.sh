@@ -10,6 +10,7 @@ XGR_CACHE=${XGR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xen-gntalloc-rs}
 # Toolchain: the kernel and every module must be built by the very same rustc.
 XGR_RUSTC=${XGR_RUSTC:-/usr/bin/rustc}
 XGR_RUSTDOC=${XGR_RUSTDOC:-/usr/bin/rustdoc}
+XGR_CLIPPY_DRIVER=${XGR_CLIPPY_DRIVER:-/usr/bin/clippy-driver}
 XGR_LLVM=${XGR_LLVM:--22}
 XGR_BINDGEN=${XGR_BINDGEN:-$XGR_CACHE/bindgen/bin/bindgen}
 XGR_LIBCLANG=${XGR_LIBCLANG:-/usr/lib/llvm-22/lib}
@@ -29,7 +30,7 @@ xgr_log() {
 
 # Kernel make flags shared by the kernel build and the module build.
 xgr_kmake_flags() {
-	echo "LLVM=$XGR_LLVM RUSTC=$XGR_RUSTC RUSTDOC=$XGR_RUSTDOC BINDGEN=$XGR_BINDGEN"
+	echo "LLVM=$XGR_LLVM RUSTC=$XGR_RUSTC RUSTDOC=$XGR_RUSTDOC BINDGEN=$XGR_BINDGEN CLIPPY_DRIVER=$XGR_CLIPPY_DRIVER"
 }
 
 # Directory of the configured and built kernel for a config name (test|release).

@@ -7,7 +7,7 @@
 
 int main(int argc, char **argv)
 {
-	struct remote_map r;
+	struct remote_map r = { 0 };
 	uint32_t ref;
 	uint64_t idx;
 	char *local;

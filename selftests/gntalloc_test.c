@@ -738,4 +738,201 @@ TEST_F(gnt, notify_event_survives_evtchn_close)
 	evtchn_loop_close(&e);
 }
 
+/*
+ * Deferred freeing: a grant the remote still maps when the local side lets
+ * go stays counted against the limit until the remote unmaps, then it is
+ * freed promptly. Upstream stops counting it at once (B7).
+ */
+TEST_F(gnt, deferred_grant_counts_against_limit)
+{
+	struct remote_map r = { 0 };
+	uint32_t ids[4];
+	uint64_t idx;
+	int ok = 0;
+
+	ASSERT_EQ(0, set_limit(4));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 4, GNTALLOC_FLAG_WRITABLE, &idx, ids));
+	ASSERT_EQ(0, remote_map(&r, ids, 1, 1));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 4));
+	r.addr[5] = 5; /* the remote's mapping is still valid */
+	EXPECT_EQ(5, r.addr[5]);
+	EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, 4, 0, NULL, NULL));
+	EXPECT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
+	EXPECT_EQ(0, gnt_dealloc(self->fd, idx, 3));
+	if (is_rust())
+		EXPECT_EQ(1, rust_stat("deferred"));
+	remote_unmap(&r);
+	for (int i = 0; i < 40 && !ok; i++) {
+		usleep(50000);
+		ok = gnt_alloc(self->fd, 4, 0, NULL, NULL) == 0;
+	}
+	EXPECT_TRUE(ok) TH_LOG("the deferred grant was not freed within 2 s of the remote unmap");
+	if (is_rust())
+		EXPECT_EQ(0, rust_stat("deferred"));
+}
+
+/*
+ * B5: when mmap fails while inserting pages (here: page-table allocation,
+ * through fail_page_alloc), everything it took must be given back: the kernel
+ * never calls ->close for a failed mmap. Upstream keeps the references taken
+ * so far, and those grants can never be freed.
+ */
+#define FAIL_PAGE_ALLOC "/sys/kernel/debug/fail_page_alloc/"
+
+static int fail_attr(const char *attr, const char *val)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+TEST_F(gnt, bug_b5_mmap_failure_releases)
+{
+	const size_t two_mb = 2UL << 20;
+	long ps = page_size();
+	uint64_t idx;
+	int hit = 0;
+
+	if (access(FAIL_PAGE_ALLOC "probability", W_OK))
+		SKIP(return, "no fail_page_alloc in this kernel");
+	ASSERT_EQ(0, set_limit(8));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 8, 0, &idx, NULL));
+	ASSERT_EQ(0, fail_attr("verbose", "0"));
+	ASSERT_EQ(0, fail_attr("task-filter", "Y"));
+	ASSERT_EQ(0, fail_attr("ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, fail_attr("ignore-gfp-highmem", "N"));
+	ASSERT_EQ(0, fail_attr("min-order", "0"));
+	ASSERT_EQ(0, fail_attr("interval", "1"));
+	ASSERT_EQ(0, fail_attr("probability", "100"));
+	for (int attempt = 0; attempt < 16 && !hit; attempt++) {
+		/* A 2 MB-aligned range with no page tables: inserting needs a new one. */
+		uint8_t *area = mmap(NULL, 3 * two_mb, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint8_t *at = (uint8_t *)(((uintptr_t)area + two_mb - 1) & ~(two_mb - 1));
+		void *p;
+
+		ASSERT_NE(MAP_FAILED, area);
+		munmap(area, 3 * two_mb);
+		/* Warm the slab caches mmap uses, so the next page allocation is ours. */
+		p = gnt_map(self->fd, idx, ps);
+		ASSERT_NE(MAP_FAILED, p);
+		munmap(p, ps);
+		ASSERT_EQ(0, fail_attr("times", "1"));
+		ASSERT_EQ(0, write_long("/proc/self/make-it-fail", 1));
+		p = mmap(at, 8 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+			 self->fd, idx);
+		write_long("/proc/self/make-it-fail", 0);
+		if (p == MAP_FAILED)
+			hit = errno == ENOMEM;
+		else
+			munmap(p, 8 * ps);
+	}
+	fail_attr("probability", "0");
+	fail_attr("times", "0");
+	ASSERT_TRUE(hit) TH_LOG("could not make mmap fail with ENOMEM");
+	/* Everything must be back: the 8 grants can be freed and allocated again. */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 8));
+	EXPECT_EQ(0, gnt_alloc(self->fd, 8, 0, NULL, NULL)) TH_LOG("grants leaked by the failed mmap");
+}
+
+/*
+ * B1: an mmap spanning two allocations of file A, with an allocation of file
+ * B in between, must release exactly A's grants at munmap: upstream walks the
+ * global list and releases B's grant instead (use-after-free) and leaks A's.
+ */
+TEST_F(gnt, bug_b1_span_unmap_other_file)
+{
+	long ps = page_size();
+	struct remote_map rb = { 0 }, ra = { 0 };
+	uint32_t a0, b0, a1;
+	uint64_t ia0, ib0, ia1;
+	int fb;
+	uint8_t *p;
+
+	if (ps != XPAGE)
+		SKIP(return, "4K pages only");
+	fb = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, fb);
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &ia0, &a0));
+	ASSERT_EQ(0, gnt_alloc(fb, 1, GNTALLOC_FLAG_WRITABLE, &ib0, &b0));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &ia1, &a1));
+	ASSERT_EQ(ia0 + ps, ia1);
+	ASSERT_EQ(0, remote_map(&rb, &b0, 1, 1));
+	ASSERT_EQ(0, remote_map(&ra, &a1, 1, 1));
+	rb.addr[42] = 0xee;
+	ra.addr[42] = 0xee;
+	ASSERT_EQ(0, gnt_notify(fb, ib0 + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	ASSERT_EQ(0, gnt_notify(self->fd, ia1 + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	p = gnt_map(self->fd, ia0, 2 * ps);
+	ASSERT_NE(MAP_FAILED, p);
+	munmap(p, 2 * ps);
+	if (rb.addr[42] == 0) {
+		/*
+		 * B's grant was released while B still lists it: touching B
+		 * again would use freed memory. Park B in a process that
+		 * never exits, so the bug cannot take the kernel down.
+		 */
+		if (fork() == 0) {
+			for (;;)
+				pause();
+		}
+		close(fb);
+		fb = -1;
+	}
+	EXPECT_EQ(0xee, rb.addr[42]) TH_LOG("munmap of file A released file B's grant");
+	close(self->fd);
+	self->fd = open(GNTALLOC_DEV, O_RDWR);
+	EXPECT_EQ(0, ra.addr[42]) TH_LOG("A's second grant was not released with file A");
+	if (fb >= 0) {
+		EXPECT_EQ(0, gnt_dealloc(fb, ib0, 1));
+		EXPECT_EQ(0, rb.addr[42]);
+		close(fb);
+	}
+	remote_unmap(&ra);
+	remote_unmap(&rb);
+}
+
+/*
+ * B2: when the grant table is full, ALLOC fails with ENOSPC and must leave
+ * the accounting exact. Upstream takes one slot too many off its counter,
+ * which wraps, and every later ALLOC fails until the module is reloaded.
+ * Xen is booted with a small grant table (gnttab_max_frames) to get there.
+ */
+TEST_F(gnt, bug_b2_table_full_accounting)
+{
+	uint64_t total = 0;
+	int ret = 0, fd2;
+
+	ASSERT_EQ(0, set_limit(1 << 20));
+	fd2 = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, fd2);
+	while (total < 200000) {
+		ret = gnt_alloc(fd2, 256, 0, NULL, NULL);
+		if (ret)
+			break;
+		total += 256;
+	}
+	ASSERT_EQ(-ENOSPC, ret) TH_LOG("the grant table never filled up (%llu grants)",
+				       (unsigned long long)total);
+	TH_LOG("grant table full after %llu grants", (unsigned long long)total);
+	/* Smaller requests fill the rest, then fail too. */
+	while (gnt_alloc(fd2, 1, 0, NULL, NULL) == 0)
+		total++;
+	close(fd2);
+	if (is_rust()) {
+		EXPECT_LE(1, rust_stat("table_full"));
+		EXPECT_EQ(0, rust_stat("in_use"));
+	}
+	ASSERT_EQ(0, set_limit(self->limit));
+	EXPECT_EQ(0, gnt_alloc(self->fd, 1, 0, NULL, NULL));
+	EXPECT_EQ(0, gnt_alloc(self->fd, self->limit - 1, 0, NULL, NULL));
+	EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, 1, 0, NULL, NULL));
+}
+
 TEST_HARNESS_MAIN
