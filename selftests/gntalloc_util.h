@@ -218,6 +218,26 @@ struct evtchn_loop {
 	uint32_t port, rport;
 };
 
+/* Number of events seen on the remote end within `ms` (re-enables the port). */
+static inline int evtchn_loop_events(struct evtchn_loop *e, int ms)
+{
+	struct pollfd pfd = { .fd = e->rfd, .events = POLLIN };
+	uint32_t ports[16];
+	int n = 0;
+
+	while (poll(&pfd, 1, ms) > 0) {
+		ssize_t r = read(e->rfd, ports, sizeof(ports));
+
+		if (r <= 0)
+			break;
+		n += r / 4;
+		if (write(e->rfd, ports, r) != r)
+			break;
+		ms = 50;
+	}
+	return n;
+}
+
 static inline int evtchn_loop_open(struct evtchn_loop *e)
 {
 	struct ioctl_evtchn_bind_unbound_port unbound = { .remote_domain = DOMID_SELF_ID };
@@ -237,27 +257,9 @@ static inline int evtchn_loop_open(struct evtchn_loop *e)
 	if (ret < 0)
 		return -errno;
 	e->rport = ret;
+	/* Xen marks a freshly bound interdomain port pending: consume that event. */
+	evtchn_loop_events(e, 100);
 	return 0;
-}
-
-/* Number of events seen on the remote end within `ms` (re-enables the port). */
-static inline int evtchn_loop_events(struct evtchn_loop *e, int ms)
-{
-	struct pollfd pfd = { .fd = e->rfd, .events = POLLIN };
-	uint32_t ports[16];
-	int n = 0;
-
-	while (poll(&pfd, 1, ms) > 0) {
-		ssize_t r = read(e->rfd, ports, sizeof(ports));
-
-		if (r <= 0)
-			break;
-		n += r / 4;
-		if (write(e->rfd, ports, r) != r)
-			break;
-		ms = 50;
-	}
-	return n;
 }
 
 static inline void evtchn_loop_close(struct evtchn_loop *e)
