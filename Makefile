@@ -34,9 +34,10 @@ selftests:
 kernel:
 	scripts/build-kernel $(KCONFIG)
 
+# rustfmt with the kernel's settings; the crate root pulls in every module.
 rustfmt:
-	$(KMAKE) rustfmt
+	rustfmt --config-path $(KDIR)/source/.rustfmt.toml gntalloc.rs
 
 rustfmtcheck:
-	$(KMAKE) rustfmtcheck
+	rustfmt --check --config-path $(KDIR)/source/.rustfmt.toml gntalloc.rs
 
