@@ -306,11 +306,10 @@ impl MiscDevice for FileState {
         gntalloc_ioctl::ioctl(state.get_ref(), cmd, arg)
     }
 
-    /// 32-bit callers get `ENOTTY`, as with upstream, which has no compat handler; without this
-    /// the misc-device layer would forward them to `ioctl`.
+    /// 32-bit callers: the same commands, plus the shorter i386 encodings of two of them.
     #[cfg(CONFIG_COMPAT)]
-    fn compat_ioctl(_file: Pin<&Self>, _f: &File, _cmd: u32, _arg: usize) -> Result<isize> {
-        Err(ENOTTY)
+    fn compat_ioctl(state: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        gntalloc_ioctl::compat_ioctl(state.get_ref(), cmd, arg)
     }
 
     fn show_fdinfo(state: Pin<&Self>, m: &SeqFile, _file: &File) {

@@ -10,6 +10,10 @@
 //! faulting user copy under that lock would take `mmap_lock` in the other order.
 //!
 //! The errno precedence is upstream's, rule by rule, see the comments in each handler.
+//!
+//! 32-bit processes are served too (upstream answers them `ENOTTY`): their structures have the
+//! same field offsets, and only i386 packs them shorter, which changes two command numbers. See
+//! [`Layout`].
 
 use core::mem::{
     offset_of,
@@ -67,6 +71,48 @@ pub(crate) const IOCTL_GNTALLOC_DEALLOC_GREF: u32 = ioc_none(6, size_of::<Deallo
 /// Sets the action taken when a page is released.
 pub(crate) const IOCTL_GNTALLOC_SET_UNMAP_NOTIFY: u32 = ioc_none(7, size_of::<UnmapNotifyArg>());
 
+/// How a caller lays out the ioctl arguments. The field offsets are the same in both.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// 64-bit callers, and 32-bit ones whose ABI aligns `u64` to 8 bytes (arm EABI): the
+    /// structures of the UAPI header as they are.
+    Native,
+    /// i386 callers: `u64` is only 4-byte aligned there, so the structures lose their tail
+    /// padding. ALLOC is 20 bytes (its header and the first id), DEALLOC 12.
+    #[cfg_attr(not(CONFIG_COMPAT), expect(dead_code))]
+    I386,
+}
+
+impl Layout {
+    /// Bytes of the ALLOC argument read and written back before the ids.
+    const fn alloc_len(self) -> usize {
+        match self {
+            Layout::Native => size_of::<AllocGref>(),
+            Layout::I386 => 20,
+        }
+    }
+
+    /// Bytes of the DEALLOC argument.
+    const fn dealloc_len(self) -> usize {
+        match self {
+            Layout::Native => size_of::<DeallocGref>(),
+            Layout::I386 => 12,
+        }
+    }
+}
+
+/// ALLOC_GREF as an i386 process encodes it.
+#[cfg(CONFIG_COMPAT)]
+const IOCTL_GNTALLOC_ALLOC_GREF_I386: u32 = ioc_none(5, Layout::I386.alloc_len());
+/// DEALLOC_GREF as an i386 process encodes it.
+#[cfg(CONFIG_COMPAT)]
+const IOCTL_GNTALLOC_DEALLOC_GREF_I386: u32 = ioc_none(6, Layout::I386.dealloc_len());
+#[cfg(CONFIG_COMPAT)]
+const _: () = assert!(
+    IOCTL_GNTALLOC_ALLOC_GREF_I386 == 0x0014_4705
+        && IOCTL_GNTALLOC_DEALLOC_GREF_I386 == 0x000c_4706
+);
+
 // The established ABI on every 64-bit architecture, byte for byte.
 const _: () = assert!(IOCTL_GNTALLOC_ALLOC_GREF == 0x0018_4705);
 const _: () = assert!(IOCTL_GNTALLOC_DEALLOC_GREF == 0x0010_4706);
@@ -85,22 +131,37 @@ fn field<const N: usize>(raw: &[u8], off: usize) -> [u8; N] {
     out
 }
 
-/// Copies `N` bytes of the argument at `arg`: `EFAULT` if they cannot be read.
-fn copy_in<const N: usize>(arg: usize) -> Result<[u8; N]> {
+/// Copies the first `len` (at most `N`) bytes of the argument at `arg`, zero-filling the rest:
+/// `EFAULT` if they cannot be read.
+fn copy_in<const N: usize>(arg: usize, len: usize) -> Result<[u8; N]> {
     let mut buf = [0u8; N];
-    UserSlice::new(UserPtr::from_addr(arg), N)
+    let dst = buf.get_mut(..len).ok_or(EINVAL)?;
+    UserSlice::new(UserPtr::from_addr(arg), len)
         .reader()
-        .read_slice(&mut buf)?;
+        .read_slice(dst)?;
     Ok(buf)
 }
 
 /// Dispatches an ioctl of an open file.
 pub(crate) fn ioctl(file: &FileState, cmd: u32, arg: usize) -> Result<isize> {
     match cmd {
-        IOCTL_GNTALLOC_ALLOC_GREF => alloc_gref(file, arg)?,
-        IOCTL_GNTALLOC_DEALLOC_GREF => dealloc_gref(file, arg)?,
+        IOCTL_GNTALLOC_ALLOC_GREF => alloc_gref(file, arg, Layout::Native)?,
+        IOCTL_GNTALLOC_DEALLOC_GREF => dealloc_gref(file, arg, Layout::Native)?,
         IOCTL_GNTALLOC_SET_UNMAP_NOTIFY => set_unmap_notify(file, arg)?,
         _ => return Err(ENOTTY),
+    }
+    Ok(0)
+}
+
+/// Dispatches an ioctl of a 32-bit process: the i386 encodings, then everything [`ioctl`]
+/// takes. `arg` is the caller's pointer zero-extended, which is what `compat_ptr()` gives on
+/// every architecture Xen guests run on.
+#[cfg(CONFIG_COMPAT)]
+pub(crate) fn compat_ioctl(file: &FileState, cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        IOCTL_GNTALLOC_ALLOC_GREF_I386 => alloc_gref(file, arg, Layout::I386)?,
+        IOCTL_GNTALLOC_DEALLOC_GREF_I386 => dealloc_gref(file, arg, Layout::I386)?,
+        _ => return ioctl(file, cmd, arg),
     }
     Ok(0)
 }
@@ -119,9 +180,10 @@ struct NewGrants {
 /// `ENOMEM` (bookkeeping), `ENOSPC` (limit reached), `ENOMEM`/`ENOSPC` (page allocation or grant
 /// table full: nothing is left behind), `EFAULT` (result unwritable: the grants stay in the file,
 /// as upstream).
-fn alloc_gref(file: &FileState, arg: usize) -> Result {
+fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     const LEN: usize = size_of::<AllocGref>();
-    let mut op = copy_in::<LEN>(arg)?;
+    let len = layout.alloc_len();
+    let mut op = copy_in::<LEN>(arg, len)?;
     let domid = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, domid)));
     let flags = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, flags)));
     let count = u32::from_ne_bytes(field(&op, offset_of!(AllocGref, count)));
@@ -159,12 +221,12 @@ fn alloc_gref(file: &FileState, arg: usize) -> Result {
     }
     file.publish(new.nodes);
 
-    // Results go out after the lock is dropped. As upstream, the whole header (with the
-    // caller's padding) is written back, then the ids.
+    // Results go out after the lock is dropped. As upstream, the whole argument as read (with
+    // the caller's padding) is written back, then the ids.
     op[offset_of!(AllocGref, index)..][..size_of::<u64>()].copy_from_slice(&index.to_ne_bytes());
-    UserSlice::new(UserPtr::from_addr(arg), LEN)
+    UserSlice::new(UserPtr::from_addr(arg), len)
         .writer()
-        .write_slice(&op)?;
+        .write_slice(op.get(..len).ok_or(EINVAL)?)?;
     if count > 0 {
         UserSlice::new(
             UserPtr::from_addr(arg).wrapping_byte_add(GREF_IDS_OFFSET),
@@ -223,9 +285,9 @@ fn make_grants(
 /// `EFAULT` (argument unreadable), then `EINVAL` unless `count` slots starting at `index` are all
 /// in this file with consecutive indices; `count == 0` is `EINVAL` as upstream. Atomic: nothing
 /// is removed on error.
-fn dealloc_gref(file: &FileState, arg: usize) -> Result {
+fn dealloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     const LEN: usize = size_of::<DeallocGref>();
-    let op = copy_in::<LEN>(arg)?;
+    let op = copy_in::<LEN>(arg, layout.dealloc_len())?;
     let index = u64::from_ne_bytes(field(&op, offset_of!(DeallocGref, index)));
     let count = u32::from_ne_bytes(field(&op, offset_of!(DeallocGref, count)));
     let ret = if count == 0 {
@@ -244,7 +306,7 @@ fn dealloc_gref(file: &FileState, arg: usize) -> Result {
 /// action), `EINVAL` (unknown action bits), `EINVAL` (event channel cannot be referenced).
 fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     const LEN: usize = size_of::<UnmapNotifyArg>();
-    let op = copy_in::<LEN>(arg)?;
+    let op = copy_in::<LEN>(arg, LEN)?;
     let index = u64::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, index)));
     let action = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, action)));
     let port = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, event_channel_port)));

@@ -43,7 +43,9 @@ pub(crate) fn insert_page(vma: &VmaMixedMap, addr: usize, page: &PageRef) -> Res
 pub(crate) struct VmaFamily<T: Send + Sync + 'static>(PhantomData<T>);
 
 impl<T: Send + Sync + 'static> VmaFamily<T> {
-    const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    /// The callbacks of the family. A borrow in a `const` initialiser has the `'static` lifetime,
+    /// so every VMA of the family may keep pointing at it; no promotion rule is relied on.
+    const OPS: &'static bindings::vm_operations_struct = &bindings::vm_operations_struct {
         open: Some(Self::open),
         close: Some(Self::close),
         ..pin_init::zeroed()
@@ -54,12 +56,12 @@ impl<T: Send + Sync + 'static> VmaFamily<T> {
         let vma = vma.as_ptr();
         // SAFETY: `vma` is valid and, being set up by `->mmap` under the write `mmap_lock`, not
         // yet visible to anyone else: writing its fields cannot race. The reference produced by
-        // `into_foreign` is owned by this VMA and given back in `close`. `OPS` is promoted to a
-        // static, so the pointer stays valid for as long as the module's code does, which the VMA
-        // outlives through its file reference (the file pins the module).
+        // `into_foreign` is owned by this VMA and given back in `close`. `OPS` is `'static`: it
+        // stays valid as long as the module's image, which outlives every VMA (each VMA holds its
+        // file, and the file pins the module).
         unsafe {
             (*vma).vm_private_data = data.into_foreign();
-            (*vma).vm_ops = &Self::OPS;
+            (*vma).vm_ops = Self::OPS;
         }
     }
 

@@ -4,7 +4,8 @@
  * Rust module, in a Xen dom0 that maps its own grants through gntdev.
  */
 #define _GNU_SOURCE
-#include <setjmp.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -497,15 +498,28 @@ static int watch_setup(struct __test_metadata *_metadata, int fd, struct watched
 
 #define FIRED(w) ((w)->r.addr[42] == 0)
 
+/* watch_setup() of one page, then mapped and deallocated: the mapping alone holds it. */
+static void *watched_mapping(struct __test_metadata *_metadata, int fd, struct watched *w)
+{
+	void *p;
+
+	if (watch_setup(_metadata, fd, w, 1))
+		return MAP_FAILED;
+	p = gnt_map(fd, w->idx, page_size());
+	if (p != MAP_FAILED && gnt_dealloc(fd, w->idx, 1)) {
+		munmap(p, page_size());
+		return MAP_FAILED;
+	}
+	return p;
+}
+
 TEST_F(gnt, notify_at_last_munmap)
 {
 	struct watched w = { 0 };
 	uint8_t *p;
 
-	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 1));
-	p = gnt_map(self->fd, w.idx, page_size());
+	p = watched_mapping(_metadata, self->fd, &w);
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 1));
 	EXPECT_FALSE(FIRED(&w));
 	munmap(p, page_size());
 	EXPECT_TRUE(FIRED(&w));
@@ -592,10 +606,8 @@ TEST_F(gnt, fork_shares_mapping)
 	pid_t pid;
 	int status;
 
-	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 1));
-	p = gnt_map(self->fd, w.idx, page_size());
+	p = watched_mapping(_metadata, self->fd, &w);
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 1));
 	ASSERT_EQ(0, pipe(to_child));
 	ASSERT_EQ(0, pipe(to_parent));
 	pid = fork();
@@ -775,28 +787,348 @@ TEST_F(gnt, deferred_grant_counts_against_limit)
 		EXPECT_EQ(0, rust_stat("deferred"));
 }
 
+/* Any domid is accepted: Xen checks it only when the remote maps the grant. */
+TEST_F(gnt, alloc_any_domid)
+{
+	uint16_t domids[] = { 0x7ff0 /* DOMID_SELF */, 1234, 0x7ff4 /* DOMID_INVALID */ };
+	uint8_t buf[sizeof(struct ioctl_gntalloc_alloc_gref) + 4];
+	struct ioctl_gntalloc_alloc_gref *op = (void *)buf;
+
+	for (unsigned int i = 0; i < sizeof(domids) / sizeof(domids[0]); i++) {
+		memset(buf, 0, sizeof(buf));
+		op->domid = domids[i];
+		op->flags = GNTALLOC_FLAG_WRITABLE;
+		op->count = 1;
+		EXPECT_EQ(0, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op)) TH_LOG("domid %#x", domids[i]);
+		EXPECT_LE(8, op->gref_ids[0]);
+	}
+}
+
+/* Each page of one allocation notifies its own port, once. */
+TEST_F(gnt, notify_per_page_ports)
+{
+	struct evtchn_loop e1 = { 0 }, e2 = { 0 };
+	uint64_t idx;
+
+	ASSERT_EQ(0, evtchn_loop_open(&e1));
+	ASSERT_EQ(0, evtchn_loop_open(&e2));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e1.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, e2.port));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + page_size(), 1));
+	EXPECT_EQ(1, evtchn_loop_events(&e2, 1000));
+	EXPECT_EQ(0, evtchn_loop_events(&e1, 100));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+	EXPECT_EQ(1, evtchn_loop_events(&e1, 1000));
+	EXPECT_EQ(0, evtchn_loop_events(&e2, 100));
+	evtchn_loop_close(&e1);
+	evtchn_loop_close(&e2);
+}
+
+/*
+ * The notify holds exactly one reference on its port: re-registering P keeps
+ * one, switching to Q drops P's, action 0 drops Q's, and teardown drops the
+ * last. Seen through the port's state in Xen once its evtchn fd is closed:
+ * a port nobody references any more is closed.
+ */
+TEST_F(gnt, notify_port_references)
+{
+	struct evtchn_loop p = { 0 }, q = { 0 }, r = { 0 };
+	uint64_t idx;
+
+	ASSERT_EQ(0, evtchn_loop_open(&p));
+	ASSERT_EQ(0, evtchn_loop_open(&q));
+	ASSERT_EQ(0, evtchn_loop_open(&r));
+	ASSERT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(p.port));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, q.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, r.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, r.port));
+	close(p.lfd);
+	close(q.lfd);
+	close(r.lfd);
+	p.lfd = q.lfd = r.lfd = -1;
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(p.port)) TH_LOG("P still referenced");
+	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(q.port));
+	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(r.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, 0, 0));
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(q.port)) TH_LOG("Q still referenced");
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 2));
+	EXPECT_EQ(1, evtchn_loop_events(&r, 1000));
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(r.port)) TH_LOG("R referenced twice");
+	evtchn_loop_close(&p);
+	evtchn_loop_close(&q);
+	evtchn_loop_close(&r);
+}
+
+/*
+ * exec drops the process's mappings: a grant already deallocated (the
+ * libxengnttab pattern) is released at exec, while grants still listed in a
+ * file that survives exec (no O_CLOEXEC) stay until that file is closed.
+ */
+TEST_F(gnt, exec_releases_mappings)
+{
+	long ps = page_size();
+	struct remote_map r0 = { 0 }, r1 = { 0 };
+	int ids_pipe[2], go_pipe[2], hold_pipe[2], i, status;
+	uint32_t ids[2];
+	pid_t pid;
+
+	if (ps != XPAGE)
+		SKIP(return, "4K pages only");
+	ASSERT_EQ(0, pipe(ids_pipe));
+	ASSERT_EQ(0, pipe(go_pipe));
+	ASSERT_EQ(0, pipe(hold_pipe));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd = open(GNTALLOC_DEV, O_RDWR);
+		uint64_t idx;
+		uint8_t *p;
+		char c;
+
+		if (fd < 0 || gnt_alloc(fd, 2, GNTALLOC_FLAG_WRITABLE, &idx, ids))
+			_exit(1);
+		p = gnt_map(fd, idx, 2 * ps);
+		if (p == MAP_FAILED)
+			_exit(1);
+		p[42] = 0xee;
+		p[ps + 42] = 0xee;
+		if (gnt_notify(fd, idx + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
+		    gnt_notify(fd, idx + ps + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
+		    gnt_dealloc(fd, idx, 1))
+			_exit(1);
+		/* The exec'd shell must hold only the read end, to see EOF when told. */
+		close(hold_pipe[1]);
+		if (write(ids_pipe[1], ids, sizeof(ids)) != sizeof(ids) ||
+		    read(go_pipe[0], &c, 1) != 1 || dup2(hold_pipe[0], 0) != 0)
+			_exit(1);
+		execl("/bin/sh", "sh", "-c", "read x", (char *)NULL);
+		_exit(1);
+	}
+	close(hold_pipe[0]);
+	close(ids_pipe[1]);
+	ASSERT_EQ(sizeof(ids), read(ids_pipe[0], ids, sizeof(ids)));
+	ASSERT_EQ(0, remote_map(&r0, &ids[0], 1, 1));
+	ASSERT_EQ(0, remote_map(&r1, &ids[1], 1, 1));
+	EXPECT_EQ(0xee, r0.addr[42]);
+	ASSERT_EQ(1, write(go_pipe[1], "g", 1));
+	for (i = 0; i < 100 && r0.addr[42]; i++)
+		usleep(20000);
+	EXPECT_EQ(0, r0.addr[42]) TH_LOG("the deallocated grant was not released at exec");
+	EXPECT_EQ(0, waitpid(pid, &status, WNOHANG)) TH_LOG("the exec'd program is gone");
+	EXPECT_EQ(0xee, r1.addr[42]) TH_LOG("a grant of the inherited file was released");
+	close(hold_pipe[1]); /* the shell reads EOF and exits, closing the file */
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, r1.addr[42]);
+	remote_unmap(&r0);
+	remote_unmap(&r1);
+}
+
+/* MADV_DONTNEED zaps the pages, which cannot be faulted back: SIGBUS. */
+TEST_F(gnt, madv_dontneed_sigbus)
+{
+	struct watched w = { 0 };
+	volatile uint8_t *p;
+	pid_t pid;
+	int status;
+
+	p = watched_mapping(_metadata, self->fd, &w);
+	ASSERT_NE(MAP_FAILED, p);
+	p[7] = 7;
+	ASSERT_EQ(0, madvise((void *)p, page_size(), MADV_DONTNEED));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(p[7]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ(SIGBUS, WTERMSIG(status));
+	EXPECT_FALSE(FIRED(&w)) TH_LOG("MADV_DONTNEED released the grant");
+	munmap((void *)p, page_size());
+	EXPECT_TRUE(FIRED(&w));
+	remote_unmap(&w.r);
+}
+
+/* The mapping is shared, left out of core dumps, not expandable, mixed. */
+TEST_F(gnt, smaps_flags)
+{
+	char line[512], want[32], flags[sizeof(line) + 1] = "";
+	uint8_t *p;
+	int in_vma = 0;
+	FILE *f;
+
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0, NULL, NULL));
+	p = gnt_map(self->fd, 0, page_size());
+	ASSERT_NE(MAP_FAILED, p);
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)p);
+	f = fopen("/proc/self/smaps", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, want, strlen(want)) == 0)
+			in_vma = 1;
+		else if (in_vma && strncmp(line, "VmFlags:", 8) == 0) {
+			/* " f1 f2 ... fn " so that each flag can be matched as " fx ". */
+			strcpy(flags, line + 8);
+			flags[strcspn(flags, "\n")] = ' ';
+			break;
+		}
+	}
+	fclose(f);
+	ASSERT_TRUE(in_vma);
+	EXPECT_NE(NULL, strstr(flags, " sh ")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_NE(NULL, strstr(flags, " dd ")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_NE(NULL, strstr(flags, " de ")) TH_LOG("VmFlags:%s", flags);
+	EXPECT_NE(NULL, strstr(flags, " mm ")) TH_LOG("VmFlags:%s", flags);
+	munmap(p, page_size());
+}
+
+/*
+ * Concurrency: threads ALLOC, map, write, partially DEALLOC and unmap on one
+ * shared file while another guesses indices to DEALLOC. Whatever interleaving
+ * happens, nothing crashes and the accounting ends exact.
+ */
+struct churn {
+	int fd;
+	unsigned int seed;
+	int iterations;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	long ps = page_size();
+
+	for (int i = 0; i < c->iterations; i++) {
+		uint32_t n = 1 + rand_r(&c->seed) % 4;
+		uint64_t idx;
+		uint8_t *p;
+
+		if (gnt_alloc(c->fd, n, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
+			continue;
+		p = gnt_map(c->fd, idx, n * ps);
+		if (p != MAP_FAILED)
+			memset(p, i, n * ps);
+		/* Either gives EINVAL if the guesser took some of them first. */
+		gnt_dealloc(c->fd, idx, 1);
+		if (n > 1)
+			gnt_dealloc(c->fd, idx + ps, n - 1);
+		if (p != MAP_FAILED)
+			munmap(p, n * ps);
+	}
+	return NULL;
+}
+
+static void *guess_thread(void *arg)
+{
+	struct churn *c = arg;
+
+	for (int i = 0; i < c->iterations * 4; i++) {
+		uint64_t idx = (uint64_t)(rand_r(&c->seed) % (c->iterations * 8)) * page_size();
+
+		gnt_dealloc(c->fd, idx, 1 + rand_r(&c->seed) % 2);
+		gnt_notify(c->fd, idx + 3, UNMAP_NOTIFY_CLEAR_BYTE, 0);
+	}
+	return NULL;
+}
+
+TEST_F(gnt, concurrent_churn)
+{
+	struct churn c[4];
+	pthread_t t[4];
+	uint64_t idx;
+
+	ASSERT_EQ(0, set_limit(64));
+	for (int i = 0; i < 4; i++) {
+		c[i] = (struct churn){ .fd = self->fd, .seed = 1000 + i, .iterations = 300 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, i == 3 ? guess_thread : churn_thread, &c[i]));
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	close(self->fd);
+	self->fd = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	if (is_rust())
+		EXPECT_EQ(0, rust_stat("in_use"));
+	EXPECT_EQ(0, gnt_alloc(self->fd, 64, 0, &idx, NULL)) TH_LOG("accounting drifted");
+}
+
+/*
+ * No user copy under a lock that mmap takes: an ALLOC whose result copy is
+ * stalled by userfaultfd must not block mmap or ALLOC of the same file in the
+ * same process. If it did, this test would hang until the harness kills it.
+ */
+struct stalled_alloc {
+	int fd;
+	struct ioctl_gntalloc_alloc_gref *op;
+	int ret;
+};
+
+static void *stalled_alloc_thread(void *arg)
+{
+	struct stalled_alloc *s = arg;
+
+	s->ret = ioctl(s->fd, IOCTL_GNTALLOC_ALLOC_GREF, s->op) ? -errno : 0;
+	return NULL;
+}
+
+TEST_F(gnt, user_copy_not_under_lock)
+{
+	long ps = page_size();
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	struct uffdio_zeropage zero = { 0 };
+	struct stalled_alloc s = { .fd = self->fd };
+	struct uffd_msg msg;
+	struct pollfd pfd;
+	pthread_t t;
+	uint64_t idx0;
+	uint8_t *area, *p;
+	int uffd;
+
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	area = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	area[0] = 0;
+	reg.range.start = (uintptr_t)area + ps;
+	reg.range.len = ps;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0, &idx0, NULL));
+	/* The header fits in the first page; ids 2 and 3 land in the stalled one. */
+	s.op = (void *)(area + ps - sizeof(*s.op));
+	memset(s.op, 0, sizeof(*s.op));
+	s.op->count = 4;
+	ASSERT_EQ(0, pthread_create(&t, NULL, stalled_alloc_thread, &s));
+	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 5000)) TH_LOG("the result copy never faulted");
+	ASSERT_EQ(sizeof(msg), read(uffd, &msg, sizeof(msg)));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	/* The ALLOC is now stalled in its result copy. */
+	p = gnt_map(self->fd, idx0, ps);
+	EXPECT_NE(MAP_FAILED, p);
+	if (p != MAP_FAILED)
+		munmap(p, ps);
+	EXPECT_EQ(0, gnt_alloc(self->fd, 1, 0, NULL, NULL));
+	zero.range = reg.range;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zero));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, s.ret);
+	EXPECT_LE(8, s.op->gref_ids_flex[3]);
+	EXPECT_EQ(0, gnt_dealloc(self->fd, s.op->index, 4));
+	close(uffd);
+}
+
 /*
  * B5: when mmap fails while inserting pages (here: page-table allocation,
  * through fail_page_alloc), everything it took must be given back: the kernel
  * never calls ->close for a failed mmap. Upstream keeps the references taken
  * so far, and those grants can never be freed.
  */
-#define FAIL_PAGE_ALLOC "/sys/kernel/debug/fail_page_alloc/"
-
-static int fail_attr(const char *attr, const char *val)
-{
-	char path[128];
-	int fd, ok;
-
-	snprintf(path, sizeof(path), FAIL_PAGE_ALLOC "%s", attr);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 TEST_F(gnt, bug_b5_mmap_failure_releases)
 {
 	const size_t two_mb = 2UL << 20;
@@ -804,17 +1136,9 @@ TEST_F(gnt, bug_b5_mmap_failure_releases)
 	uint64_t idx;
 	int hit = 0;
 
-	if (access(FAIL_PAGE_ALLOC "probability", W_OK))
-		SKIP(return, "no fail_page_alloc in this kernel");
+	ASSERT_TRUE(fault_available("fail_page_alloc")) TH_LOG("no fail_page_alloc in this kernel");
 	ASSERT_EQ(0, set_limit(8));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 8, 0, &idx, NULL));
-	ASSERT_EQ(0, fail_attr("verbose", "0"));
-	ASSERT_EQ(0, fail_attr("task-filter", "Y"));
-	ASSERT_EQ(0, fail_attr("ignore-gfp-wait", "N"));
-	ASSERT_EQ(0, fail_attr("ignore-gfp-highmem", "N"));
-	ASSERT_EQ(0, fail_attr("min-order", "0"));
-	ASSERT_EQ(0, fail_attr("interval", "1"));
-	ASSERT_EQ(0, fail_attr("probability", "100"));
 	for (int attempt = 0; attempt < 16 && !hit; attempt++) {
 		/* A 2 MB-aligned range with no page tables: inserting needs a new one. */
 		uint8_t *area = mmap(NULL, 3 * two_mb, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -827,18 +1151,17 @@ TEST_F(gnt, bug_b5_mmap_failure_releases)
 		p = gnt_map(self->fd, idx, ps);
 		ASSERT_NE(MAP_FAILED, p);
 		munmap(p, ps);
-		ASSERT_EQ(0, fail_attr("times", "1"));
-		ASSERT_EQ(0, write_long("/proc/self/make-it-fail", 1));
+		ASSERT_EQ(0, fault_arm("fail_page_alloc", 0));
+		fault_task(1);
 		p = mmap(at, 8 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
 			 self->fd, idx);
-		write_long("/proc/self/make-it-fail", 0);
+		fault_task(0);
 		if (p == MAP_FAILED)
 			hit = errno == ENOMEM;
 		else
 			munmap(p, 8 * ps);
 	}
-	fail_attr("probability", "0");
-	fail_attr("times", "0");
+	fault_disarm("fail_page_alloc");
 	ASSERT_TRUE(hit) TH_LOG("could not make mmap fail with ENOMEM");
 	/* Everything must be back: the 8 grants can be freed and allocated again. */
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 8));
@@ -903,6 +1226,104 @@ TEST_F(gnt, bug_b1_span_unmap_other_file)
 }
 
 /*
+ * Allocation failures at every point of ALLOC (walked by the fault's `space`
+ * budget) must fail with ENOMEM and leave the accounting exact: the whole
+ * limit can be allocated right after. Returns how many ALLOCs failed.
+ */
+static int alloc_failure_sweep(struct __test_metadata *_metadata, int fd, const char *which,
+			       long step, int steps)
+{
+	uint8_t buf[sizeof(struct ioctl_gntalloc_alloc_gref) + 4 * 8];
+	struct ioctl_gntalloc_alloc_gref *op = (void *)buf;
+	int failed = 0, ret;
+	uint64_t idx;
+
+	for (int k = 0; k < steps; k++) {
+		memset(buf, 0, sizeof(buf));
+		op->count = 8;
+		if (fault_arm(which, k * step))
+			return -1;
+		fault_task(1);
+		ret = ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op) ? -errno : 0;
+		fault_task(0);
+		fault_disarm(which);
+		if (ret == 0) {
+			EXPECT_EQ(0, gnt_dealloc(fd, op->index, 8));
+		} else {
+			EXPECT_EQ(-ENOMEM, ret) TH_LOG("%s at %ld bytes", which, k * step);
+			failed++;
+		}
+		ret = gnt_alloc(fd, 16, 0, &idx, NULL);
+		EXPECT_EQ(0, ret) TH_LOG("accounting broken after a %s failure at %ld bytes",
+					 which, k * step);
+		if (ret)
+			break;
+		EXPECT_EQ(0, gnt_dealloc(fd, idx, 16));
+	}
+	return failed;
+}
+
+TEST_F(gnt, alloc_slab_failure_accounting)
+{
+	ASSERT_TRUE(fault_available("failslab")) TH_LOG("no failslab in this kernel");
+	ASSERT_EQ(0, set_limit(16));
+	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "failslab", 32, 64));
+}
+
+/*
+ * ALLOCs batches of 256 on `fd` until one fails (the grant table is full, Xen
+ * is booted with a small one) or 200000 grants exist. Adds to `*total` what
+ * was allocated; returns the failing ALLOC's -errno, or 0.
+ */
+static int fill_grant_table(int fd, uint64_t *total)
+{
+	int ret = 0;
+
+	while (*total < 200000) {
+		ret = gnt_alloc(fd, 256, 0, NULL, NULL);
+		if (ret)
+			break;
+		*total += 256;
+	}
+	return ret;
+}
+
+/*
+ * B3: a grant that fails (grant table full) must not leak its page. Pages
+ * are counted through page_owner: those allocated from the module's code and
+ * not freed. Upstream frees the page only through a successful grant end.
+ */
+TEST_F(gnt, bug_b3_table_full_no_page_leak)
+{
+	long before = module_pages(), after;
+	uint64_t total = 0;
+	int ret = 0, fd2;
+
+	ASSERT_LE(0, before) TH_LOG("no page_owner: boot the test kernel with page_owner=on");
+	ASSERT_EQ(0, set_limit(1 << 20));
+	fd2 = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, fd2);
+	ret = fill_grant_table(fd2, &total);
+	ASSERT_EQ(-ENOSPC, ret) TH_LOG("the grant table never filled up");
+	for (int i = 0; i < 64; i++)
+		gnt_alloc(fd2, 1, 0, NULL, NULL);
+	close(fd2);
+	after = module_pages();
+	EXPECT_EQ(before, after) TH_LOG("%ld page(s) leaked by failed grants", after - before);
+}
+
+/*
+ * B2 (page allocation variant): the page for grant k cannot be allocated.
+ * Upstream takes one slot too many off its counter, which wraps.
+ */
+TEST_F(gnt, bug_b2_page_failure_accounting)
+{
+	ASSERT_TRUE(fault_available("fail_page_alloc")) TH_LOG("no fail_page_alloc in this kernel");
+	ASSERT_EQ(0, set_limit(16));
+	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "fail_page_alloc", 4096, 10));
+}
+
+/*
  * B2: when the grant table is full, ALLOC fails with ENOSPC and must leave
  * the accounting exact. Upstream takes one slot too many off its counter,
  * which wraps, and every later ALLOC fails until the module is reloaded.
@@ -916,12 +1337,7 @@ TEST_F(gnt, bug_b2_table_full_accounting)
 	ASSERT_EQ(0, set_limit(1 << 20));
 	fd2 = open(GNTALLOC_DEV, O_RDWR);
 	ASSERT_LE(0, fd2);
-	while (total < 200000) {
-		ret = gnt_alloc(fd2, 256, 0, NULL, NULL);
-		if (ret)
-			break;
-		total += 256;
-	}
+	ret = fill_grant_table(fd2, &total);
 	ASSERT_EQ(-ENOSPC, ret) TH_LOG("the grant table never filled up (%llu grants)",
 				       (unsigned long long)total);
 	TH_LOG("grant table full after %llu grants", (unsigned long long)total);

@@ -105,6 +105,140 @@ static inline long rust_stat(const char *name)
 	return read_long(path);
 }
 
+/* sysfs name of the module under test. */
+static inline const char *module_sysname(void)
+{
+	return is_rust() ? "xen_gntalloc_rs" : "xen_gntalloc";
+}
+
+/*
+ * Pages allocated from the module's code and not freed yet, from page_owner
+ * (kernel booted with page_owner=on): the sum of nr_base_pages over the
+ * allocation stacks that run through "[module]", but for pages that belong to
+ * someone else (see below). -1 without page_owner.
+ */
+static inline long module_pages(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/page_owner_stacks/show_stacks", "r");
+	char tag[64], line[512];
+	long total = 0, n;
+	int ours = 0, other = 0;
+
+	if (!f)
+		return -1;
+	snprintf(tag, sizeof(tag), "[%s]", module_sysname());
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, tag))
+			ours = 1;
+		/*
+		 * Slab pages outlive the objects that made the cache grow, and
+		 * the grant table never shrinks once grown: not the module's.
+		 */
+		else if (strstr(line, "slab_alloc") || strstr(line, "new_slab") ||
+			 strstr(line, "kmalloc_large") || strstr(line, "grow_gnttab_list") ||
+			 strstr(line, "gnttab_expand"))
+			other = 1;
+		else if (sscanf(line, "nr_base_pages: %ld", &n) == 1 && ours && !other)
+			total += n;
+		else if (line[0] == '\n')
+			ours = other = 0;
+	}
+	fclose(f);
+	return total;
+}
+
+/*
+ * The state of one of our event-channel ports, asked of Xen directly
+ * (EVTCHNOP_status through privcmd): a port nobody references any more has
+ * been closed. Values and layout from Xen's public event_channel.h.
+ */
+enum { EVTCHN_STATE_CLOSED, EVTCHN_STATE_UNBOUND, EVTCHN_STATE_INTERDOMAIN };
+
+/* privcmd's raw hypercall (the installed xen/privcmd.h is not self-contained). */
+struct privcmd_raw_hypercall {
+	uint64_t op, arg[5];
+};
+#define PRIVCMD_RAW_HYPERCALL _IOC(_IOC_NONE, 'P', 0, sizeof(struct privcmd_raw_hypercall))
+
+static inline int evtchn_status(uint32_t port)
+{
+	struct {
+		uint16_t dom;
+		uint32_t port, status, vcpu, u[2];
+	} st = { .dom = 0x7ff0 /* DOMID_SELF */, .port = port };
+	struct privcmd_raw_hypercall call = {
+		.op = 32,	/* __HYPERVISOR_event_channel_op */
+		.arg = { 5 /* EVTCHNOP_status */, (uintptr_t)&st },
+	};
+	int fd = open("/dev/xen/privcmd", O_RDWR), ret;
+
+	if (fd < 0)
+		fd = open("/proc/xen/privcmd", O_RDWR);
+	if (fd < 0)
+		return -errno;
+	ret = ioctl(fd, PRIVCMD_RAW_HYPERCALL, &call);
+	close(fd);
+	return ret < 0 ? -errno : (int)st.status;
+}
+
+/* Fault injection (failslab, fail_page_alloc) through debugfs. */
+#define FAULT_DIR "/sys/kernel/debug/"
+
+static inline int fault_attr(const char *which, const char *attr, const char *val)
+{
+	char path[160];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), FAULT_DIR "%s/%s", which, attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static inline int fault_available(const char *which)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), FAULT_DIR "%s/probability", which);
+	return access(path, W_OK) == 0;
+}
+
+/*
+ * Arms `which` to fail exactly one allocation of this task, once `space`
+ * bytes have been allocated; injection happens only while the task's
+ * make-it-fail is set (fault_task(1)).
+ */
+static inline int fault_arm(const char *which, long space)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%ld", space);
+	if (fault_attr(which, "verbose", "0") || fault_attr(which, "task-filter", "Y") ||
+	    fault_attr(which, "interval", "1") || fault_attr(which, "probability", "100") ||
+	    fault_attr(which, "space", buf) || fault_attr(which, "times", "1"))
+		return -1;
+	/* Only in fail_page_alloc: also fail small and sleeping allocations. */
+	fault_attr(which, "ignore-gfp-wait", "N");
+	fault_attr(which, "ignore-gfp-highmem", "N");
+	fault_attr(which, "min-order", "0");
+	return 0;
+}
+
+static inline void fault_disarm(const char *which)
+{
+	fault_attr(which, "probability", "0");
+	fault_attr(which, "times", "0");
+	fault_attr(which, "space", "0");
+}
+
+static inline void fault_task(int on)
+{
+	write_long("/proc/self/make-it-fail", on);
+}
+
 /* ALLOC with a heap buffer; returns 0 or -errno. */
 static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *index,
 			    uint32_t *ids)
