@@ -33,24 +33,6 @@ FIXTURE_TEARDOWN(compat)
 	close(self->fd);
 }
 
-/* A field of this file's fdinfo (Rust module only), or -1. */
-static long fdinfo(int fd, const char *key)
-{
-	char path[64], line[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ':')
-			v = strtol(line + strlen(key) + 1, NULL, 0);
-	fclose(f);
-	return v;
-}
-
 TEST_F(compat, alloc_map_notify_dealloc)
 {
 	long ps = page_size();

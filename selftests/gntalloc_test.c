@@ -1124,6 +1124,117 @@ TEST_F(gnt, user_copy_not_under_lock)
 }
 
 /*
+ * Observability (ours only; upstream has none): fdinfo counts the file's
+ * grants, how many of them are mapped and have a notify pending; the global
+ * counters in debugfs follow allocations, releases and limit rejections.
+ */
+TEST_F(gnt, fdinfo_and_counters)
+{
+	long ps = page_size(), in_use, rejected;
+	uint64_t idx;
+	uint8_t *p;
+
+	if (!is_rust())
+		SKIP(return, "the C reference has no fdinfo fields or counters");
+	in_use = rust_stat("in_use");
+	rejected = rust_stat("limit_rejections");
+	ASSERT_LE(0, in_use);
+	ASSERT_LE(0, rejected);
+	EXPECT_EQ(0, fdinfo(self->fd, "grants"));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
+	EXPECT_EQ(3, fdinfo(self->fd, "grants"));
+	EXPECT_EQ(0, fdinfo(self->fd, "mapped"));
+	EXPECT_EQ(in_use + 3, rust_stat("in_use"));
+	p = gnt_map(self->fd, idx + ps, 2 * ps);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(2, fdinfo(self->fd, "mapped"));
+	EXPECT_EQ(0, fdinfo(self->fd, "notify"));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 5, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	EXPECT_EQ(1, fdinfo(self->fd, "notify"));
+	EXPECT_EQ(3 * ps, fdinfo(self->fd, "next_index"));
+	EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, self->limit + 1, 0, NULL, NULL));
+	EXPECT_EQ(rejected + 1, rust_stat("limit_rejections"));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 3));
+	EXPECT_EQ(0, fdinfo(self->fd, "grants"));
+	EXPECT_EQ(in_use + 2, rust_stat("in_use")) TH_LOG("the mapping holds two grants");
+	munmap(p, 2 * ps);
+	EXPECT_EQ(in_use, rust_stat("in_use"));
+}
+
+/*
+ * A backlog of grants that the remote still maps when the local side lets
+ * go: the remote keeps valid mappings, and once it unmaps, the whole backlog
+ * is reclaimed promptly. Ours counts the backlog against the limit meanwhile.
+ */
+TEST_F(gnt, deferred_backlog_reclaimed)
+{
+	enum { N = 256 };
+	struct remote_map r = { 0 };
+	uint32_t ids[N];
+	uint64_t idx;
+	int ok = 0;
+
+	if (page_size() != XPAGE)
+		SKIP(return, "4K pages only");
+	ASSERT_EQ(0, set_limit(N));
+	ASSERT_EQ(0, gnt_alloc(self->fd, N, GNTALLOC_FLAG_WRITABLE, &idx, ids));
+	ASSERT_EQ(0, remote_map(&r, ids, N, 1));
+	close(self->fd); /* every grant is released locally */
+	self->fd = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, self->fd);
+	r.addr[(N - 1) * XPAGE] = 1;
+	EXPECT_EQ(1, r.addr[(N - 1) * XPAGE]);
+	if (is_rust()) {
+		EXPECT_EQ(N, rust_stat("deferred"));
+		EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, 1, 0, NULL, NULL));
+	}
+	remote_unmap(&r);
+	for (int i = 0; i < 100 && !ok; i++) {
+		usleep(50000);
+		ok = gnt_alloc(self->fd, N, 0, &idx, NULL) == 0;
+	}
+	EXPECT_TRUE(ok) TH_LOG("the backlog was not reclaimed within 5 s of the remote unmap");
+	if (is_rust())
+		EXPECT_EQ(0, rust_stat("deferred"));
+}
+
+/*
+ * B4: an ALLOC that fails after reserving its index range gives the range
+ * back, so that the next ALLOC gets the same index; upstream leaves a hole.
+ * Walks a slab-allocation failure over every point of a 4-grant ALLOC
+ * (upstream's accounting is right on this path: only the hole shows).
+ */
+TEST_F(gnt, bug_b4_failed_alloc_no_index_hole)
+{
+	long ps = page_size();
+	long span = (4 * XPAGE + ps - 1) / ps * ps;
+	int failures = 0;
+
+	ASSERT_TRUE(fault_available("failslab")) TH_LOG("no failslab in this kernel");
+	for (int k = 0; k < 32; k++) {
+		uint64_t before, after;
+		int ret;
+
+		ASSERT_EQ(0, gnt_alloc(self->fd, 0, 0, &before, NULL));
+		ASSERT_EQ(0, fault_arm("failslab", k * 16));
+		fault_task(1);
+		ret = gnt_alloc(self->fd, 4, 0, NULL, NULL);
+		fault_task(0);
+		fault_disarm("failslab");
+		ASSERT_EQ(0, gnt_alloc(self->fd, 0, 0, &after, NULL));
+		if (ret == 0) {
+			EXPECT_EQ(before + span, after);
+			EXPECT_EQ(0, gnt_dealloc(self->fd, before, 4));
+			continue;
+		}
+		failures++;
+		EXPECT_EQ(-ENOMEM, ret);
+		EXPECT_EQ(before, after) TH_LOG("ALLOC failing at %d bytes left a hole", k * 16);
+	}
+	EXPECT_LT(0, failures);
+}
+
+/*
  * B5: when mmap fails while inserting pages (here: page-table allocation,
  * through fail_page_alloc), everything it took must be given back: the kernel
  * never calls ->close for a failed mmap. Upstream keeps the references taken

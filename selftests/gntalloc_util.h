@@ -105,6 +105,25 @@ static inline long rust_stat(const char *name)
 	return read_long(path);
 }
 
+/* A numeric field of an open file's /proc/self/fdinfo (the Rust module's), or -1. */
+static inline long fdinfo(int fd, const char *key)
+{
+	char path[64], line[128];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+			v = strtol(line + klen + 1, NULL, 0);
+	fclose(f);
+	return v;
+}
+
 /* sysfs name of the module under test. */
 static inline const char *module_sysname(void)
 {
