@@ -749,8 +749,64 @@ TEST_F(gnt, notify_event_survives_evtchn_close)
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e.port));
 	close(e.lfd);
 	e.lfd = -1;
+	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(e.port)) TH_LOG("port closed under us");
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
 	EXPECT_EQ(1, evtchn_loop_events(&e, 1000));
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(e.port)) TH_LOG("the last reference kept it");
+	evtchn_loop_close(&e);
+}
+
+/*
+ * Order at teardown: the byte is cleared before the event is sent, and the
+ * grant is ended only after both. A peer woken by the event (a thread
+ * blocked on the other end) must find the byte already cleared and its
+ * mapping still valid, as libxenvchan's srv_live protocol relies on.
+ */
+struct peer {
+	struct evtchn_loop *e;
+	volatile uint8_t *byte;
+	int woken, seen;
+};
+
+static void *peer_thread(void *arg)
+{
+	struct peer *p = arg;
+	struct pollfd pfd = { .fd = p->e->rfd, .events = POLLIN };
+
+	if (poll(&pfd, 1, 5000) == 1) {
+		p->seen = *p->byte; /* first thing on wake-up */
+		p->woken = 1;
+	}
+	return NULL;
+}
+
+TEST_F(gnt, notify_byte_before_event)
+{
+	struct evtchn_loop e = { 0 };
+	struct remote_map r = { 0 };
+	struct peer peer = { .e = &e, .seen = -1 };
+	pthread_t t;
+	uint32_t id;
+	uint64_t idx;
+
+	if (page_size() != XPAGE)
+		SKIP(return, "4K pages only");
+	ASSERT_EQ(0, evtchn_loop_open(&e));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, &id));
+	ASSERT_EQ(0, remote_map(&r, &id, 1, 1));
+	r.addr[21] = 1; /* srv_live */
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 21,
+				UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, e.port));
+	peer.byte = &r.addr[21];
+	ASSERT_EQ(0, pthread_create(&t, NULL, peer_thread, &peer));
+	usleep(100000); /* let the peer block */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+	pthread_join(t, NULL);
+	EXPECT_TRUE(peer.woken);
+	EXPECT_EQ(0, peer.seen) TH_LOG("the event came before the byte was cleared");
+	r.addr[100] = 5; /* the grant outlives the notification */
+	EXPECT_EQ(5, r.addr[100]);
+	remote_unmap(&r);
 	evtchn_loop_close(&e);
 }
 
