@@ -353,6 +353,7 @@ TEST_F(gnt, mmap_ranges)
 /* Share through gntalloc, map back through gntdev, both directions. */
 TEST_F(gnt, gntdev_round_trip)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct remote_map r = { 0 };
 	uint32_t ids[2];
@@ -385,6 +386,7 @@ TEST_F(gnt, gntdev_round_trip)
 
 TEST_F(gnt, readonly_grant)
 {
+	REQUIRE_REMOTE();
 	struct remote_map r = { 0 };
 	uint32_t id;
 	uint64_t idx;
@@ -435,6 +437,7 @@ TEST_F(gnt, notify_errno_precedence)
  */
 TEST_F(gnt, notify_clear_byte_on_dealloc)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct remote_map r = { 0 };
 	uint32_t ids[3];
@@ -515,6 +518,7 @@ static void *watched_mapping(struct __test_metadata *_metadata, int fd, struct w
 
 TEST_F(gnt, notify_at_last_munmap)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	uint8_t *p;
 
@@ -528,6 +532,7 @@ TEST_F(gnt, notify_at_last_munmap)
 
 TEST_F(gnt, two_mmaps_release_after_both)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	uint8_t *p, *q;
 
@@ -548,6 +553,7 @@ TEST_F(gnt, two_mmaps_release_after_both)
 
 TEST_F(gnt, partial_munmap_and_mprotect)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct watched w = { 0 };
 	uint8_t *p;
@@ -571,6 +577,7 @@ TEST_F(gnt, partial_munmap_and_mprotect)
 
 TEST_F(gnt, mremap_cases)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct watched w = { 0 };
 	uint8_t *p, *q;
@@ -599,6 +606,7 @@ TEST_F(gnt, mremap_cases)
 
 TEST_F(gnt, fork_shares_mapping)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	int to_child[2], to_parent[2];
 	volatile uint8_t *p;
@@ -654,6 +662,7 @@ TEST_F(gnt, madv_dontfork)
 
 TEST_F(gnt, close_while_mapped)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	uint8_t *p;
 
@@ -671,6 +680,7 @@ TEST_F(gnt, close_while_mapped)
 
 TEST_F(gnt, close_fires_unmapped)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 
 	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 1));
@@ -683,6 +693,7 @@ TEST_F(gnt, close_fires_unmapped)
 
 TEST_F(gnt, dup_and_scm_rights_share_state)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	int dupfd, sv[2], got = -1;
 	uint64_t idx;
@@ -782,6 +793,7 @@ static void *peer_thread(void *arg)
 
 TEST_F(gnt, notify_byte_before_event)
 {
+	REQUIRE_REMOTE();
 	struct evtchn_loop e = { 0 };
 	struct remote_map r = { 0 };
 	struct peer peer = { .e = &e, .seen = -1 };
@@ -817,6 +829,7 @@ TEST_F(gnt, notify_byte_before_event)
  */
 TEST_F(gnt, deferred_grant_counts_against_limit)
 {
+	REQUIRE_REMOTE();
 	struct remote_map r = { 0 };
 	uint32_t ids[4];
 	uint64_t idx;
@@ -926,6 +939,7 @@ TEST_F(gnt, notify_port_references)
  */
 TEST_F(gnt, exec_releases_mappings)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct remote_map r0 = { 0 }, r1 = { 0 };
 	int ids_pipe[2], go_pipe[2], hold_pipe[2], i, status;
@@ -986,6 +1000,7 @@ TEST_F(gnt, exec_releases_mappings)
 /* MADV_DONTNEED zaps the pages, which cannot be faulted back: SIGBUS. */
 TEST_F(gnt, madv_dontneed_sigbus)
 {
+	REQUIRE_REMOTE();
 	struct watched w = { 0 };
 	volatile uint8_t *p;
 	pid_t pid;
@@ -1224,6 +1239,7 @@ TEST_F(gnt, fdinfo_and_counters)
  */
 TEST_F(gnt, deferred_backlog_reclaimed)
 {
+	REQUIRE_REMOTE();
 	enum { N = 256 };
 	struct remote_map r = { 0 };
 	uint32_t ids[N];
@@ -1342,6 +1358,7 @@ TEST_F(gnt, bug_b5_mmap_failure_releases)
  */
 TEST_F(gnt, bug_b1_span_unmap_other_file)
 {
+	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct remote_map rb = { 0 }, ra = { 0 };
 	uint32_t a0, b0, a1;

@@ -304,6 +304,18 @@ static inline void *gnt_map(int fd, uint64_t index, size_t len)
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, index);
 }
 
+/*
+ * Tests that need the "remote" below start with this. The runner sets
+ * XGR_NO_GNTDEV on a PVH dom0, where gntdev mappings of the domain's own
+ * grants corrupt its memory whichever driver made the grants (seen on 7.3.4
+ * + Xen 4.20): there, those tests are reported as skipped.
+ */
+#define REQUIRE_REMOTE()                                                         \
+	do {                                                                     \
+		if (getenv("XGR_NO_GNTDEV"))                                     \
+			SKIP(return, "no gntdev self-mapping on this dom0 (PVH)"); \
+	} while (0)
+
 /* A gntdev mapping of our own grants: the "remote domain". */
 struct remote_map {
 	int fd;

@@ -32,6 +32,7 @@ FIXTURE_TEARDOWN(shr)
 
 TEST_F(shr, share_and_map_back)
 {
+	REQUIRE_REMOTE();
 	uint32_t refs[4];
 	uint8_t *local, *remote;
 
@@ -56,6 +57,7 @@ TEST_F(shr, share_and_map_back)
 
 TEST_F(shr, readonly_share)
 {
+	REQUIRE_REMOTE();
 	uint32_t ref;
 	uint8_t *local, *remote;
 
@@ -74,6 +76,7 @@ TEST_F(shr, readonly_share)
 /* The libxenvchan pattern: the peer learns of the unshare by byte and event. */
 TEST_F(shr, unshare_notifies_peer)
 {
+	REQUIRE_REMOTE();
 	struct evtchn_loop e = { 0 };
 	volatile uint8_t *remote;
 	uint8_t *local;
