@@ -88,6 +88,30 @@ int main(void)
 	}
 	report("1000_singles_map_and_free_newest_first", MANY, now_ms() - t);
 
+	/* The share cycle again, while another file holds 3000 grants (a busy system). */
+	{
+		int busy = open(GNTALLOC_DEV, O_RDWR);
+
+		if (busy < 0 || gnt_alloc(busy, 3000, 0, &idx, NULL))
+			return fail("busy: ALLOC 3000");
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			uint8_t *p;
+
+			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
+				return fail("busy: ALLOC");
+			p = gnt_map(fd, idx, ps);
+			if (p == MAP_FAILED)
+				return fail("busy: mmap");
+			if (gnt_notify(fd, idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
+			    gnt_dealloc(fd, idx, 1))
+				return fail("busy: NOTIFY/DEALLOC");
+			munmap(p, ps);
+		}
+		report("share_unshare_cycle_3000_held_elsewhere", CYCLES, now_ms() - t);
+		close(busy);
+	}
+
 	close(fd);
 	set_limit(1024);
 	return 0;
