@@ -60,6 +60,55 @@ int main(void)
 		munmap(p, ps);
 	}
 	report("share_unshare_cycle", CYCLES, now_ms() - t);
+	if (is_rust())
+		printf("bench: rust (after the cycle: in_use %ld, deferred %ld, handed to core %ld)\n",
+		       rust_stat("in_use"), rust_stat("deferred"), rust_stat("handed_to_core"));
+
+	/* The same cycle, one operation at a time. */
+	{
+		static uint64_t singles[CYCLES];
+
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &singles[i], NULL))
+				return fail("op: ALLOC");
+		}
+		report("op_alloc_1", CYCLES, now_ms() - t);
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			uint8_t *p = gnt_map(fd, singles[i], ps);
+
+			if (p == MAP_FAILED)
+				return fail("op: mmap");
+			munmap(p, ps);
+		}
+		report("op_mmap_munmap_1", CYCLES, now_ms() - t);
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			if (gnt_notify(fd, singles[i] + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0))
+				return fail("op: NOTIFY");
+		}
+		report("op_notify", CYCLES, now_ms() - t);
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			if (gnt_dealloc(fd, singles[i], 1))
+				return fail("op: DEALLOC");
+		}
+		report("op_dealloc_1", CYCLES, now_ms() - t);
+		for (int i = 0; i < CYCLES; i++) {
+			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &singles[i], NULL))
+				return fail("op: ALLOC");
+		}
+		t = now_ms();
+		for (int i = 0; i < CYCLES; i++) {
+			uint8_t *p = gnt_map(fd, singles[i], ps);
+
+			if (p == MAP_FAILED || gnt_dealloc(fd, singles[i], 1))
+				return fail("op: mmap+DEALLOC");
+			munmap(p, ps);
+		}
+		report("op_mmap_dealloc_munmap_1", CYCLES, now_ms() - t);
+	}
 
 	/* Bulk: a vchan-sized ring allocated and freed at once. */
 	t = now_ms();
