@@ -31,6 +31,28 @@ static int fail(const char *what)
 	return 1;
 }
 
+/* `n` times what libxengnttab's share_page_notify and unshare do; 0 or -1. */
+static int share_cycles(int fd, int n)
+{
+	long ps = page_size();
+	uint64_t idx;
+
+	for (int i = 0; i < n; i++) {
+		uint8_t *p;
+
+		if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
+			return -1;
+		p = gnt_map(fd, idx, ps);
+		if (p == MAP_FAILED)
+			return -1;
+		if (gnt_notify(fd, idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0) || gnt_dealloc(fd, idx, 1))
+			return -1;
+		p[0] = 1;
+		munmap(p, ps);
+	}
+	return 0;
+}
+
 int main(void)
 {
 	enum { CYCLES = 2000, BULK = 256, BULK_ROUNDS = 40, MANY = 1000 };
@@ -46,19 +68,8 @@ int main(void)
 
 	/* libxengnttab's share_page_notify + unshare. */
 	t = now_ms();
-	for (int i = 0; i < CYCLES; i++) {
-		uint8_t *p;
-
-		if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
-			return fail("share: ALLOC");
-		p = gnt_map(fd, idx, ps);
-		if (p == MAP_FAILED)
-			return fail("share: mmap");
-		if (gnt_notify(fd, idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0) || gnt_dealloc(fd, idx, 1))
-			return fail("share: NOTIFY/DEALLOC");
-		p[0] = 1;
-		munmap(p, ps);
-	}
+	if (share_cycles(fd, CYCLES))
+		return fail("share cycle");
 	report("share_unshare_cycle", CYCLES, now_ms() - t);
 	if (is_rust())
 		printf("bench: rust (after the cycle: in_use %ld, deferred %ld, handed to core %ld)\n",
@@ -144,19 +155,8 @@ int main(void)
 		if (busy < 0 || gnt_alloc(busy, 3000, 0, &idx, NULL))
 			return fail("busy: ALLOC 3000");
 		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			uint8_t *p;
-
-			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
-				return fail("busy: ALLOC");
-			p = gnt_map(fd, idx, ps);
-			if (p == MAP_FAILED)
-				return fail("busy: mmap");
-			if (gnt_notify(fd, idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
-			    gnt_dealloc(fd, idx, 1))
-				return fail("busy: NOTIFY/DEALLOC");
-			munmap(p, ps);
-		}
+		if (share_cycles(fd, CYCLES))
+			return fail("busy: share cycle");
 		report("share_unshare_cycle_3000_held_elsewhere", CYCLES, now_ms() - t);
 		close(busy);
 	}
