@@ -521,8 +521,6 @@ static int fired(struct watched *w)
 	return w->fired;
 }
 
-#define FIRED(w) fired(w)
-
 static void watch_done(struct watched *w)
 {
 	if (w->by_event)
@@ -553,9 +551,9 @@ TEST_F(gnt, notify_at_last_munmap)
 
 	p = watched_mapping(_metadata, self->fd, &w);
 	ASSERT_NE(MAP_FAILED, p);
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	munmap(p, page_size());
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -573,9 +571,9 @@ TEST_F(gnt, two_mmaps_release_after_both)
 	EXPECT_EQ(9, q[100]);
 	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 1));
 	munmap(p, page_size());
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	munmap(q, page_size());
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -591,14 +589,14 @@ TEST_F(gnt, partial_munmap_and_mprotect)
 	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 4));
 	ASSERT_EQ(0, mprotect(p + ps, ps, PROT_READ));
 	ASSERT_EQ(0, munmap(p, ps)); /* head, holding the watched page */
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	ASSERT_EQ(0, munmap(p + 2 * ps, ps)); /* middle */
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	p[3 * ps] = 1;
 	ASSERT_EQ(0, munmap(p + 3 * ps, ps)); /* tail */
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	ASSERT_EQ(0, munmap(p + ps, ps)); /* the last piece */
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -619,14 +617,14 @@ TEST_F(gnt, mremap_cases)
 	EXPECT_EQ(EINVAL, errno);
 	q = mremap(p, 3 * ps, 2 * ps, 0); /* shrink */
 	ASSERT_EQ(p, q);
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	q = mremap(p, 2 * ps, 2 * ps, MREMAP_MAYMOVE | MREMAP_FIXED,
 		   mmap(NULL, 2 * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	EXPECT_EQ(0x77, q[7]);
 	munmap(q, 2 * ps);
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -655,11 +653,11 @@ TEST_F(gnt, fork_shares_mapping)
 	EXPECT_EQ(0xc1, p[200]);
 	p[201] = 0xd1;
 	munmap((void *)p, page_size());
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	ASSERT_EQ(1, write(to_child[1], "y", 1));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -695,10 +693,10 @@ TEST_F(gnt, close_while_mapped)
 	ASSERT_NE(MAP_FAILED, p);
 	close(self->fd);
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	p[1] = 3;
 	munmap(p, page_size());
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -707,10 +705,10 @@ TEST_F(gnt, close_fires_unmapped)
 	struct watched w = { 0 };
 
 	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 1));
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	close(self->fd);
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
@@ -742,13 +740,13 @@ TEST_F(gnt, dup_and_scm_rights_share_state)
 	memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(int));
 	ASSERT_LE(0, got);
 	close(self->fd);
-	EXPECT_FALSE(FIRED(&w));
+	EXPECT_FALSE(fired(&w));
 	ASSERT_EQ(0, gnt_alloc(got, 1, 0, &idx, NULL));
 	EXPECT_EQ(2 * page_size(), idx);
 	close(got);
 	close(sv[0]);
 	close(sv[1]);
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
 	watch_done(&w);
 }
@@ -1038,9 +1036,9 @@ TEST_F(gnt, madv_dontneed_sigbus)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status));
 	EXPECT_EQ(SIGBUS, WTERMSIG(status));
-	EXPECT_FALSE(FIRED(&w)) TH_LOG("MADV_DONTNEED released the grant");
+	EXPECT_FALSE(fired(&w)) TH_LOG("MADV_DONTNEED released the grant");
 	munmap((void *)p, page_size());
-	EXPECT_TRUE(FIRED(&w));
+	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
 }
 
