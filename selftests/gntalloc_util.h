@@ -308,7 +308,9 @@ static inline void *gnt_map(int fd, uint64_t index, size_t len)
  * Tests that need the "remote" below start with this. The runner sets
  * XGR_NO_GNTDEV on a PVH dom0, where gntdev mappings of the domain's own
  * grants corrupt its memory whichever driver made the grants (seen on 7.3.4
- * + Xen 4.20): there, those tests are reported as skipped.
+ * + Xen 4.20): there, those tests are reported as skipped. This is not the
+ * two-CPU fault that made run-qemu give a PVH dom0 one CPU: with one CPU,
+ * gntdev self-mappings still end in "kernel BUG at mm/mmu_gather.c:202".
  */
 #define REQUIRE_REMOTE()                                                         \
 	do {                                                                     \
