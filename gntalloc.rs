@@ -32,10 +32,7 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
-    rbtree::{
-        RBTree,
-        RBTreeNode, //
-    },
+    rbtree::RBTree,
     seq_file::{
         seq_print,
         SeqFile, //
@@ -43,7 +40,8 @@ use kernel::{
     sync::{
         atomic::Relaxed,
         Arc,
-        Mutex, //
+        Mutex,
+        MutexGuard, //
     },
 };
 
@@ -121,7 +119,7 @@ struct FileIndex {
     /// Grants still listed in the file (not yet deallocated), by slot key.
     grants: RBTree<u64, Arc<Grant>>,
     /// Key of the next allocation: kernel-page aligned, never reused.
-    next: u64,
+    pub(crate) next: u64,
 }
 
 /// Per-open-file state, shared by `dup()`, fork and `SCM_RIGHTS` copies of the file.
@@ -131,31 +129,30 @@ pub(crate) struct FileState {
     index: Mutex<FileIndex>,
 }
 
+impl FileIndex {
+    /// Lists a new grant at slot `key`, which must not be listed yet (allocations take keys from
+    /// `next` upwards, and `next` only grows).
+    pub(crate) fn insert_new(&mut self, key: u64, grant: Arc<Grant>) -> Result {
+        // A duplicate key would replace (and drop) the old grant: the caller's rule excludes it.
+        let _ = self.grants.try_create_and_insert(key, grant, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Undoes a failed allocation: removes whichever of the `count` slots from `start`
+    /// [`FileIndex::insert_new`] listed under the same lock hold, ending their grants.
+    pub(crate) fn remove_new(&mut self, start: u64, count: usize) {
+        for i in 0..count as u64 {
+            drop(self.grants.remove(&(start + i * XEN_PAGE_SIZE as u64)));
+        }
+    }
+}
+
 impl FileState {
-    /// Reserves `span` bytes of index space for an allocation and returns its start.
-    fn reserve_index(&self, span: u64) -> u64 {
-        let mut index = self.index.lock();
-        let start = index.next;
-        index.next = start.wrapping_add(span);
-        start
-    }
-
-    /// Gives back a reservation of a failed allocation, unless a later one was made since: an
-    /// allocation that fails leaves no hole in the index space when it can avoid it.
-    fn unreserve_index(&self, start: u64, span: u64) {
-        let mut index = self.index.lock();
-        if index.next == start.wrapping_add(span) {
-            index.next = start;
-        }
-    }
-
-    /// Lists the grants of a successful allocation in the file.
-    fn publish(&self, nodes: KVec<RBTreeNode<u64, Arc<Grant>>>) {
-        let mut index = self.index.lock();
-        for node in nodes {
-            // Keys come from a reservation, so they are new; a duplicate would be replaced.
-            let _ = index.grants.insert(node);
-        }
+    /// Locks the index space for an allocation. The lock is held from the choice of the index to
+    /// the listing of the last grant, so no other user of the file sees a partial allocation, and
+    /// a failed one leaves no hole in the index space.
+    pub(crate) fn lock_index(&self) -> MutexGuard<'_, FileIndex> {
+        self.index.lock()
     }
 
     /// The grant at slot `key`, if the file still lists it.
@@ -182,10 +179,15 @@ impl FileState {
                 }
             }
         }
-        for i in 0..count as u64 {
-            // Dropping the last reference ends the grant under this lock, which the lock order
-            // allows; nothing here touches user memory.
-            drop(index.grants.remove(&(start + i * step)));
+        // The `count` nodes from `start` are exactly the ones checked above: remove them in one
+        // walk. Dropping the last reference ends a grant under this lock, which the lock order
+        // allows; nothing here touches user memory.
+        let mut cursor = index.grants.cursor_lower_bound_mut(&start);
+        for _ in 0..count {
+            let Some(current) = cursor else { break };
+            let (next, node) = current.remove_current();
+            drop(node);
+            cursor = next;
         }
         Ok(())
     }
@@ -199,8 +201,10 @@ impl FileState {
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
         let mut index = self.index.lock();
-        // Grows only with grants that exist, so a bogus length fails on ENOENT, not ENOMEM.
-        let mut grants = KVec::new();
+        // `rest` grows only with grants that exist, so a bogus length fails on ENOENT, not
+        // ENOMEM; a one-page mapping on a 4K kernel needs no allocation for it.
+        let mut first = None;
+        let mut rest = KVec::new();
         let mut next_page = start;
         let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
         loop {
@@ -217,37 +221,47 @@ impl FileState {
                 // A slot of a page whose first slot is not listed.
                 return Err(ENOENT);
             }
-            grants.push(grant.clone(), GFP_KERNEL)?;
+            match first {
+                None => first = Some(grant.clone()),
+                Some(_) => rest.push(grant.clone(), GFP_KERNEL)?,
+            }
             cursor = match cursor.move_next() {
                 Some(c) => c,
                 None => break,
             };
         }
-        if next_page != end {
-            return Err(ENOENT);
+        match first {
+            Some(first) if next_page == end => Ok(MappingRange::new(first, rest)),
+            _ => Err(ENOENT),
         }
-        Ok(MappingRange::new(grants))
     }
 }
 
 /// The grants covered by one `mmap()` call, shared by every VMA descended from it: they stay
-/// alive until the last of those VMAs is gone.
+/// alive until the last of those VMAs is gone. In index order: `first`, then `rest`.
 pub(crate) struct MappingRange {
-    grants: KVec<Arc<Grant>>,
+    first: Arc<Grant>,
+    rest: KVec<Arc<Grant>>,
 }
 
 impl MappingRange {
-    fn new(grants: KVec<Arc<Grant>>) -> Self {
-        for grant in grants.iter() {
+    fn new(first: Arc<Grant>, rest: KVec<Arc<Grant>>) -> Self {
+        let range = Self { first, rest };
+        for grant in range.grants() {
             grant.mapped();
         }
-        Self { grants }
+        range
+    }
+
+    /// The grants, in index order.
+    fn grants(&self) -> impl Iterator<Item = &Arc<Grant>> {
+        Iterator::chain(core::iter::once(&self.first), self.rest.iter())
     }
 }
 
 impl Drop for MappingRange {
     fn drop(&mut self) {
-        for grant in self.grants.iter() {
+        for grant in self.grants() {
             grant.unmapped();
         }
     }
@@ -288,7 +302,7 @@ impl MiscDevice for FileState {
         let mixed = vma.set_mixedmap();
         // The first slot of each page is its first grant: map that page.
         let mut addr = vma.start();
-        for grant in range.grants.iter() {
+        for grant in range.grants() {
             let (page, xen_index) = grant.page()?;
             if xen_index == 0 {
                 // `range` keeps the page alive; the VMA family holds `range` until the last VMA

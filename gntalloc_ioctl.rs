@@ -21,11 +21,7 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
-    rbtree::RBTreeNode,
-    sync::{
-        atomic::Relaxed,
-        Arc, //
-    },
+    sync::atomic::Relaxed,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -49,7 +45,8 @@ use crate::{
         XEN_PAGES_PER_PAGE,
         XEN_PAGE_SIZE, //
     },
-    FileState,
+    FileIndex,
+    FileState, //
 };
 
 type AllocGref = raw::ioctl_gntalloc_alloc_gref;
@@ -166,13 +163,8 @@ pub(crate) fn compat_ioctl(file: &FileState, cmd: u32, arg: usize) -> Result<isi
     Ok(0)
 }
 
-/// Grants made by one ALLOC before they are published in the file.
-struct NewGrants {
-    nodes: KVec<RBTreeNode<u64, Arc<Grant>>>,
-    ids: KVec<u8>,
-    /// Grants created: each releases its own slot of the reservation when dropped.
-    made: u32,
-}
+/// ALLOCs of at most this many grants keep their ids on the stack.
+const INLINE_IDS: usize = 16;
 
 /// IOCTL_GNTALLOC_ALLOC_GREF.
 ///
@@ -195,10 +187,15 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         return Err(ENOSPC);
     }
     let count_us = count as usize;
-    let mut new = NewGrants {
-        nodes: KVec::with_capacity(count_us, GFP_KERNEL)?,
-        ids: KVec::with_capacity(count_us * size_of::<u32>(), GFP_KERNEL)?,
-        made: 0,
+    let ids_len = count_us * size_of::<u32>();
+    let mut inline_ids = [0u8; INLINE_IDS * size_of::<u32>()];
+    let mut heap_ids: KVec<u8>;
+    let ids = match inline_ids.get_mut(..ids_len) {
+        Some(ids) => ids,
+        None => {
+            heap_ids = KVec::from_elem(0u8, ids_len, GFP_KERNEL)?;
+            &mut heap_ids[..]
+        }
     };
 
     grant::reclaim_some();
@@ -206,20 +203,23 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 
     let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
     let span = pages * kernel::page::PAGE_SIZE as u64;
-    let index = file.reserve_index(span);
-
-    if let Err(e) = make_grants(&mut new, domid, writable, index, count_us) {
-        // Every grant made so far releases its own slot when dropped; return the rest.
-        let made = new.made;
-        drop(new);
-        grant::unreserve(count - made);
-        file.unreserve_index(index, span);
+    let mut index_space = file.lock_index();
+    let index = index_space.next;
+    let mut made = 0;
+    let res = make_grants(&mut index_space, &mut made, ids, domid, writable, index);
+    if let Err(e) = res {
+        // The grants made so far go, each releasing its own slot of the reservation (one that
+        // failed to be listed already went); the index space is not consumed.
+        index_space.remove_new(index, made);
+        drop(index_space);
+        grant::unreserve(count - made as u32);
         if let GrantError::TableFull = e {
             grant::STATS.table_full.add(1, Relaxed);
         }
         return Err(e.into());
     }
-    file.publish(new.nodes);
+    index_space.next = index.wrapping_add(span);
+    drop(index_space);
 
     // Results go out after the lock is dropped. As upstream, the whole argument as read (with
     // the caller's padding) is written back, then the ids.
@@ -230,25 +230,28 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     if count > 0 {
         UserSlice::new(
             UserPtr::from_addr(arg).wrapping_byte_add(GREF_IDS_OFFSET),
-            new.ids.len(),
+            ids.len(),
         )
         .writer()
-        .write_slice(&new.ids)?;
+        .write_slice(ids)?;
     }
     Ok(())
 }
 
-/// Allocates and grants `count` 4K slots packed into fresh kernel pages, keyed from `index`.
+/// Allocates and grants one 4K slot per 4-byte entry of `ids` (where each grant's reference
+/// goes), packed into fresh kernel pages and listed in `index_space` with keys from `index`.
+/// `made` counts the grants created, which the caller removes again on error.
 fn make_grants(
-    new: &mut NewGrants,
+    index_space: &mut FileIndex,
+    made: &mut usize,
+    ids: &mut [u8],
     domid: u16,
     writable: bool,
     index: u64,
-    count: usize,
 ) -> Result<(), GrantError> {
-    let mut slot = 0;
-    while slot < count {
-        let in_page = (count - slot).min(XEN_PAGES_PER_PAGE);
+    let count = ids.len() / size_of::<u32>();
+    while *made < count {
+        let in_page = (count - *made).min(XEN_PAGES_PER_PAGE);
         let mut page = Some(PageRef::alloc_zeroed().map_err(GrantError::Other)?);
         for xen_index in 0..in_page {
             // Each slot owns one reference on the page; the last one takes the allocation's.
@@ -264,17 +267,14 @@ fn make_grants(
             let frame = ForeignGrant::new(domid, page_ref, xen_index, writable)?;
             let gref = frame.gref();
             let grant = Grant::new(frame).map_err(GrantError::Other)?;
-            new.made += 1;
-            let key = index + (slot * XEN_PAGE_SIZE) as u64;
-            let node = RBTreeNode::new(key, grant, GFP_KERNEL).map_err(GrantError::Other)?;
-            // Capacity for both was reserved up front.
-            new.nodes
-                .push(node, GFP_KERNEL)
-                .map_err(|_| GrantError::Other(ENOMEM))?;
-            new.ids
-                .extend_from_slice(&gref.to_ne_bytes(), GFP_KERNEL)
-                .map_err(|_| GrantError::Other(ENOMEM))?;
-            slot += 1;
+            // From here on the grant releases its own slot of the reservation when dropped,
+            // whether it gets listed or not.
+            let slot = *made;
+            *made += 1;
+            index_space
+                .insert_new(index + (slot * XEN_PAGE_SIZE) as u64, grant)
+                .map_err(GrantError::Other)?;
+            ids[slot * size_of::<u32>()..][..size_of::<u32>()].copy_from_slice(&gref.to_ne_bytes());
         }
     }
     Ok(())
