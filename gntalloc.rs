@@ -16,7 +16,9 @@
 //!
 //! `mmap_lock` (held by mm around `mmap` and the VMA callbacks) → [`FileState`]`::index` →
 //! a grant's `notify` lock → the deferred list (`grant.rs`) → Xen's internal locks.
-//! No user memory is touched under `FileState::index`.
+//! No user memory is touched under `FileState::index`; ALLOC holds it while it allocates pages
+//! and grants them (sleeping allocations, as upstream under its global mutex), so an allocation
+//! appears in the file all at once.
 
 use kernel::{
     debugfs,

@@ -187,7 +187,7 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         return Err(ENOSPC);
     }
     let count_us = count as usize;
-    let ids_len = count_us * size_of::<u32>();
+    let ids_len = count_us.checked_mul(size_of::<u32>()).ok_or(ENOMEM)?;
     let mut inline_ids = [0u8; INLINE_IDS * size_of::<u32>()];
     let mut heap_ids: KVec<u8>;
     let ids = match inline_ids.get_mut(..ids_len) {
