@@ -1290,8 +1290,8 @@ TEST_F(gnt, deferred_backlog_reclaimed)
 }
 
 /*
- * B4: an ALLOC that fails after reserving its index range gives the range
- * back, so that the next ALLOC gets the same index; upstream leaves a hole.
+ * B4: an ALLOC that fails consumes no index space, so that the next ALLOC
+ * gets the same index; upstream leaves a hole.
  * Walks a slab-allocation failure over every point of a 4-grant ALLOC
  * (upstream's accounting is right on this path: only the hole shows).
  */
