@@ -29,7 +29,7 @@ clean:
 	$(MAKE) -C selftests clean
 
 selftests:
-	$(MAKE) -C selftests KSRC=$$(ls -d $(XGR_CACHE)/src/linux-* | tail -n 1)
+	$(MAKE) -C selftests KSRC=$$(ls -d $(XGR_CACHE)/src/linux-* | grep -v -- -patched- | tail -n 1)
 
 kernel:
 	scripts/build-kernel $(KCONFIG)

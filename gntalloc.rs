@@ -8,9 +8,13 @@
 //! lifetime plumbing in `vma.rs` and everything Xen in `xen.rs`.
 //!
 //! A file's index space is keyed in 4K Xen-page slots: ALLOC(count) gives `count` slots at keys
-//! `index + k * 4096`, packed into `ceil(count / slots-per-page)` fresh kernel pages; `index` is
-//! kernel-page aligned and only ever grows. On 4K kernels a slot is a page and every offset
-//! equals upstream's.
+//! `index + k * 4096`, packed into `ceil(count / slots-per-page)` fresh kernel pages (grant `k` is
+//! Xen page `k % slots-per-page` of page `k / slots-per-page`); `index` is kernel-page aligned and
+//! only ever grows. The slots of a page after its last grant are padding: zeroed, never granted,
+//! never listed. DEALLOC and SET_UNMAP_NOTIFY address slots; an mmap covers whole kernel pages and
+//! needs every granted slot of each of them. On 4K kernels a slot is a page and every offset equals
+//! upstream's; on 64K kernels libxengnttab's `mmap(count * 4096)` at `index` then puts grant `k`
+//! at offset `k * 4096`, where upstream grants only the first 4K of each page.
 //!
 //! # Lock order
 //!
@@ -194,10 +198,12 @@ impl FileState {
         Ok(())
     }
 
-    /// Collects the grants covering `pages` kernel pages from `start` for a new mapping: the
-    /// first slot of each page must be listed; `ENOENT` otherwise.
+    /// Collects the grants covering `pages` kernel pages from `start` for a new mapping: every
+    /// granted slot of each page must be listed (padding slots after a page's last grant are
+    /// not granted and not looked for); `ENOENT` otherwise.
     fn collect_mapping(&self, start: u64, pages: usize) -> Result<MappingRange> {
         let page_size = PAGE_SIZE as u64;
+        let step = XEN_PAGE_SIZE as u64;
         let end = (pages as u64)
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
@@ -207,22 +213,31 @@ impl FileState {
         // ENOMEM; a one-page mapping on a 4K kernel needs no allocation for it.
         let mut first = None;
         let mut rest = KVec::new();
+        // The next page to start, the next slot expected in the current page, and how many of
+        // that page's granted slots are still to be seen.
         let mut next_page = start;
+        let mut next_slot = start;
+        let mut slots_left = 0usize;
         let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
         loop {
             let (&key, grant) = cursor.current();
             if key >= end {
                 break;
             }
-            if key % page_size == 0 {
+            if slots_left == 0 {
+                // A page's first slot, which says how many of its slots were granted (they all
+                // come from one ALLOC, since an ALLOC starts on a fresh page).
                 if key != next_page {
                     return Err(ENOENT);
                 }
+                slots_left = grant.page_grants();
                 next_page += page_size;
-            } else if next_page == start || key - key % page_size != next_page - page_size {
-                // A slot of a page whose first slot is not listed.
+            } else if key != next_slot {
+                // A granted slot of this page is missing (deallocated).
                 return Err(ENOENT);
             }
+            slots_left -= 1;
+            next_slot = key + step;
             match first {
                 None => first = Some(grant.clone()),
                 Some(_) => rest.push(grant.clone(), GFP_KERNEL)?,
@@ -233,7 +248,9 @@ impl FileState {
             };
         }
         match first {
-            Some(first) if next_page == end => Ok(MappingRange::new(first, rest)),
+            Some(first) if next_page == end && slots_left == 0 => {
+                Ok(MappingRange::new(first, rest))
+            }
             _ => Err(ENOENT),
         }
     }

@@ -264,7 +264,7 @@ fn make_grants(
                 Some(p) => p,
                 None => return Err(GrantError::Other(EINVAL)),
             };
-            let frame = ForeignGrant::new(domid, page_ref, xen_index, writable)?;
+            let frame = ForeignGrant::new(domid, page_ref, xen_index, in_page, writable)?;
             let gref = frame.gref();
             let grant = Grant::new(frame).map_err(GrantError::Other)?;
             // From here on the grant releases its own slot of the reservation when dropped,

@@ -224,6 +224,12 @@ impl Grant {
         Ok((self.frame.page().ok_or(ENOENT)?, self.frame.xen_index()))
     }
 
+    /// Number of grants sharing this grant's kernel page (the first Xen pages of it; the rest
+    /// is padding). 1 on 4K kernels.
+    pub(crate) fn page_grants(&self) -> usize {
+        self.frame.page_grants()
+    }
+
     /// Replaces the unmap notification and returns the old one, to be dropped by the caller
     /// outside any lock (dropping it may release an event channel, which sleeps).
     pub(crate) fn set_notify(&self, new: UnmapNotify) -> UnmapNotify {

@@ -162,23 +162,28 @@ impl From<GrantError> for Error {
 /// While `page` is `Some`, `gref` is a grant reference owned by this object that points at Xen
 /// page `xen_index` of that page, and the object owns the page reference in `page` for as long as
 /// the grant may be in use. Once `page` is `None` the grant has been ended and `gref` freed.
+/// `xen_index < page_grants <= XEN_PAGES_PER_PAGE`.
 pub(crate) struct ForeignGrant {
     gref: u32,
-    xen_index: u32,
+    xen_index: u16,
+    page_grants: u16,
     page: Option<PageRef>,
 }
 
 impl ForeignGrant {
     /// Grants `domid` access to Xen page `xen_index` of `page`, read-only unless `writable`.
+    /// `page_grants` is the number of Xen pages of `page` that are granted (the first ones): the
+    /// rest of the page is padding.
     ///
     /// On failure the page reference is dropped.
     pub(crate) fn new(
         domid: u16,
         page: PageRef,
         xen_index: usize,
+        page_grants: usize,
         writable: bool,
     ) -> Result<Self, GrantError> {
-        if xen_index >= XEN_PAGES_PER_PAGE {
+        if xen_index >= page_grants || page_grants > XEN_PAGES_PER_PAGE {
             return Err(GrantError::Other(EINVAL));
         }
         // SAFETY: The page is alive (`PageRef` invariant) and `xen_index` is inside it.
@@ -194,9 +199,11 @@ impl ForeignGrant {
         }
         // INVARIANT: The core returned a new reference for the frame of `page`, and we keep the
         // page reference until the grant ends.
+        // The casts are lossless: both values are at most `XEN_PAGES_PER_PAGE` (16).
         Ok(Self {
             gref: ret as u32,
-            xen_index: xen_index as u32,
+            xen_index: xen_index as u16,
+            page_grants: page_grants as u16,
             page: Some(page),
         })
     }
@@ -209,6 +216,11 @@ impl ForeignGrant {
     /// Index of the granted Xen page inside its kernel page.
     pub(crate) fn xen_index(&self) -> usize {
         self.xen_index as usize
+    }
+
+    /// Number of granted Xen pages in the kernel page (1 on 4K kernels).
+    pub(crate) fn page_grants(&self) -> usize {
+        self.page_grants as usize
     }
 
     /// The granted kernel page, unless the grant has been ended.

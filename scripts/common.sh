@@ -18,6 +18,8 @@ XGR_LIBCLANG=${XGR_LIBCLANG:-/usr/lib/llvm-22/lib}
 XGR_KVER=7.3
 XGR_KSRC_TARBALL=/usr/src/linux-source-$XGR_KVER.tar.xz
 XGR_XEN=$XGR_CACHE/xen/xen-4.20
+XGR_XEN_ARM64=$XGR_CACHE/xen/xen-4.20-arm64
+XGR_BUSYBOX_ARM64=$XGR_CACHE/xen/busybox-arm64
 
 xgr_die() {
 	echo "error: $*" >&2
@@ -36,4 +38,14 @@ xgr_kmake_flags() {
 # Directory of the configured and built kernel for a config name (test|release).
 xgr_kbuild_dir() {
 	echo "$XGR_CACHE/kbuild-$1"
+}
+
+# Kernel architecture (ARCH=) of a config.
+xgr_karch() {
+	case "$1" in arm64*) echo arm64 ;; *) echo x86 ;; esac
+}
+
+# Kernel image of a config, relative to its build directory.
+xgr_kimage() {
+	case "$1" in arm64*) echo arch/arm64/boot/Image ;; *) echo arch/x86/boot/bzImage ;; esac
 }

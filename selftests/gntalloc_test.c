@@ -153,8 +153,11 @@ TEST_F(gnt, alloc_copy_sizes)
 	op->count = 3;
 	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
 	EXPECT_EQ(EFAULT, errno);
-	/* 0 + 1 + 2 pages were allocated before at indices 0, 1, 3. */
-	EXPECT_EQ(0, gnt_dealloc(self->fd, 3 * ps, 3));
+	/*
+	 * Grants of 0, 1 and 2 were allocated before at indices 0, 0 and
+	 * grant_span(1): the 3 stayed right after (3 * ps on 4K kernels).
+	 */
+	EXPECT_EQ(0, gnt_dealloc(self->fd, grant_span(1) + grant_span(2), 3));
 	munmap(area, 2 * ps);
 }
 
@@ -232,7 +235,6 @@ TEST_F(gnt, limit_shared_between_processes)
 
 TEST_F(gnt, index_monotonic)
 {
-	long ps = page_size();
 	uint64_t a, b, c, d;
 	int fd2;
 
@@ -241,8 +243,8 @@ TEST_F(gnt, index_monotonic)
 	ASSERT_EQ(0, gnt_dealloc(self->fd, a, 1));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0, &c, NULL));
 	EXPECT_EQ(0, a);
-	EXPECT_EQ(ps, b);
-	EXPECT_EQ(3 * ps, c);
+	EXPECT_EQ(grant_span(1), b); /* ps */
+	EXPECT_EQ(grant_span(1) + grant_span(2), c); /* 3 * ps on 4K, 2 * ps on 64K */
 	fd2 = open(GNTALLOC_DEV, O_RDWR);
 	ASSERT_LE(0, fd2);
 	ASSERT_EQ(0, gnt_alloc(fd2, 1, 0, &d, NULL));
@@ -252,13 +254,13 @@ TEST_F(gnt, index_monotonic)
 
 TEST_F(gnt, dealloc_errors)
 {
-	long ps = page_size();
 	uint64_t idx;
 	int fd2;
 
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
 	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, idx, 0));
-	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, idx + 2 * ps, 1));
+	/* The slot after the last grant (padding of the page on 64K kernels). */
+	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, idx + 2 * XPAGE, 1));
 	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, idx + 1, 1));
 	fd2 = open(GNTALLOC_DEV, O_RDWR);
 	ASSERT_LE(0, fd2);
@@ -268,32 +270,48 @@ TEST_F(gnt, dealloc_errors)
 	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, idx, 1));
 }
 
+/*
+ * A DEALLOC may span allocations whose slots are contiguous. On 64K kernels
+ * only an allocation that fills its last page is followed by a contiguous
+ * one: `a` is 3 pages' worth of grants (3 on 4K kernels).
+ */
 TEST_F(gnt, dealloc_subrange_and_span)
 {
-	long ps = page_size();
-	uint64_t a, b;
+	long ps = page_size(), gpp = grants_per_page();
+	uint32_t na = 3 * gpp;
+	uint64_t a, b, c, d;
 
-	ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &a, NULL));
+	ASSERT_EQ(0, gnt_alloc(self->fd, na, 0, &a, NULL));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &b, NULL));
 	ASSERT_EQ(b, a + 3 * ps);
-	EXPECT_EQ(0, gnt_dealloc(self->fd, a + ps, 3)); /* middle of a + first of b */
+	/* All of a but its first grant, and the first of b. */
+	EXPECT_EQ(0, gnt_dealloc(self->fd, a + XPAGE, na));
 	EXPECT_EQ(0, gnt_dealloc(self->fd, a, 1));
-	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, a + 2 * ps, 1)); /* went with the span */
-	EXPECT_EQ(0, gnt_dealloc(self->fd, b + ps, 1));
+	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, a + 2 * XPAGE, 1)); /* went with the span */
+	EXPECT_EQ(0, gnt_dealloc(self->fd, b + XPAGE, 1));
+	if (gpp > 1) {
+		/* Padding slots separate c's grants from d's: no span across them. */
+		ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &c, NULL));
+		ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0, &d, NULL));
+		ASSERT_EQ(d, c + ps);
+		EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, c, 4));
+		EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, c + 2 * XPAGE, 2));
+		EXPECT_EQ(0, gnt_dealloc(self->fd, c, 3));
+		EXPECT_EQ(0, gnt_dealloc(self->fd, d, 1));
+	}
 }
 
 /* A range that runs past the end or over a hole removes nothing. */
 TEST_F(gnt, dealloc_is_atomic)
 {
-	long ps = page_size();
 	uint64_t a;
 
 	ASSERT_EQ(0, gnt_alloc(self->fd, 4, 0, &a, NULL));
 	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, a, 5));
-	ASSERT_EQ(0, gnt_dealloc(self->fd, a + 2 * ps, 1));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, a + 2 * XPAGE, 1));
 	EXPECT_EQ(-EINVAL, gnt_dealloc(self->fd, a, 4));
 	EXPECT_EQ(0, gnt_dealloc(self->fd, a, 2));
-	EXPECT_EQ(0, gnt_dealloc(self->fd, a + 3 * ps, 1));
+	EXPECT_EQ(0, gnt_dealloc(self->fd, a + 3 * XPAGE, 1));
 }
 
 TEST_F(gnt, mmap_must_be_shared)
@@ -314,14 +332,21 @@ TEST_F(gnt, mmap_must_be_shared)
 	close(rdonly);
 }
 
+/*
+ * Page ranges: the allocations are whole pages of grants (3 and 1 on 4K
+ * kernels), so that any page-aligned sub-range is a set of whole grants. On
+ * 64K kernels, a few grants and their page's padding, and a page with a
+ * deallocated grant, too.
+ */
 TEST_F(gnt, mmap_ranges)
 {
-	long ps = page_size();
+	long ps = page_size(), gpp = grants_per_page();
 	uint8_t *all, *mid, *tail;
 	uint64_t a, b;
 
-	ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &a, NULL));
-	ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0, &b, NULL));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 3 * gpp, 0, &a, NULL));
+	ASSERT_EQ(0, gnt_alloc(self->fd, gpp, 0, &b, NULL));
+	ASSERT_EQ(a + 3 * ps, b);
 	EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, a + 5 * ps, ps));
 	EXPECT_EQ(ENOENT, errno);
 	EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, a, 5 * ps));
@@ -344,43 +369,65 @@ TEST_F(gnt, mmap_ranges)
 	munmap(mid, ps);
 	munmap(tail, 2 * ps);
 	/* A hole after DEALLOC. */
-	ASSERT_EQ(0, gnt_dealloc(self->fd, a + ps, 1));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, a + ps, gpp));
 	EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, a, 2 * ps));
 	EXPECT_EQ(ENOENT, errno);
 	EXPECT_NE(MAP_FAILED, gnt_map(self->fd, a + 2 * ps, 2 * ps));
+	if (gpp > 1) {
+		uint64_t c;
+		uint8_t *p;
+
+		/* 3 grants: one page, its padding mapped along, nothing after it. */
+		ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &c, NULL));
+		EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, c, 2 * ps));
+		EXPECT_EQ(ENOENT, errno);
+		p = gnt_map(self->fd, c, ps);
+		ASSERT_NE(MAP_FAILED, p);
+		EXPECT_EQ(0, p[2 * XPAGE + 9]);
+		EXPECT_EQ(0, p[ps - 1]);
+		munmap(p, ps);
+		/* A page missing one of its grants, in the middle or first, cannot be mapped. */
+		ASSERT_EQ(0, gnt_dealloc(self->fd, c + XPAGE, 1));
+		EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, c, ps));
+		EXPECT_EQ(ENOENT, errno);
+		ASSERT_EQ(0, gnt_dealloc(self->fd, c, 1));
+		EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, c, ps));
+		EXPECT_EQ(ENOENT, errno);
+	}
 }
 
-/* Share through gntalloc, map back through gntdev, both directions. */
+/*
+ * Share through gntalloc, map back through gntdev, both directions: grant k
+ * is the 4K frame at k * XPAGE of the local mapping (both in one page on 64K
+ * kernels).
+ */
 TEST_F(gnt, gntdev_round_trip)
 {
 	REQUIRE_REMOTE();
-	long ps = page_size();
 	struct remote_map r = { 0 };
 	uint32_t ids[2];
 	uint64_t idx;
 	uint8_t *local;
 
-	if (ps != XPAGE)
-		SKIP(return, "gntdev maps only 4K of each page on this kernel");
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, GNTALLOC_FLAG_WRITABLE, &idx, ids));
-	local = gnt_map(self->fd, idx, 2 * ps);
+	local = gnt_map(self->fd, idx, grant_span(2));
 	ASSERT_NE(MAP_FAILED, local);
 	strcpy((char *)local, "hello from gntalloc");
-	strcpy((char *)local + ps, "second page");
+	strcpy((char *)local + XPAGE, "second page");
 	ASSERT_EQ(0, remote_map(&r, ids, 2, 1));
-	EXPECT_STREQ("hello from gntalloc", (const char *)r.addr);
-	EXPECT_STREQ("second page", (const char *)r.addr + XPAGE);
-	strcpy((char *)r.addr + XPAGE + 100, "written by the remote");
-	EXPECT_STREQ("written by the remote", (const char *)local + ps + 100);
+	EXPECT_STREQ("hello from gntalloc", (const char *)remote_frame(&r, 0));
+	EXPECT_STREQ("second page", (const char *)remote_frame(&r, 1));
+	strcpy((char *)remote_frame(&r, 1) + 100, "written by the remote");
+	EXPECT_STREQ("written by the remote", (const char *)local + XPAGE + 100);
 	/* The libxengnttab pattern: DEALLOC at once, the mapping keeps the grants. */
 	EXPECT_EQ(0, gnt_dealloc(self->fd, idx, 2));
 	local[0] = 'H';
-	EXPECT_EQ('H', r.addr[0]);
-	munmap(local, 2 * ps);
+	EXPECT_EQ('H', remote_frame(&r, 0)[0]);
+	munmap(local, grant_span(2));
 	close(self->fd);
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
 	/* The remote keeps its mapping after the local side is gone. */
-	EXPECT_EQ('H', r.addr[0]);
+	EXPECT_EQ('H', remote_frame(&r, 0)[0]);
 	remote_unmap(&r);
 }
 
@@ -394,7 +441,7 @@ TEST_F(gnt, readonly_grant)
 	ASSERT_EQ(0, gnt_alloc(self->fd, 1, 0xfffe, &idx, &id)); /* unknown bits ignored */
 	EXPECT_NE(0, remote_map(&r, &id, 1, 1));
 	ASSERT_EQ(0, remote_map(&r, &id, 1, 0));
-	EXPECT_EQ(0, r.addr[0]);
+	EXPECT_EQ(0, remote_frame(&r, 0)[0]);
 	remote_unmap(&r);
 }
 
@@ -405,16 +452,18 @@ TEST_F(gnt, dealloc_while_mapped)
 	uint8_t *p;
 
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
-	p = gnt_map(self->fd, idx, 2 * ps);
+	p = gnt_map(self->fd, idx, grant_span(2));
 	ASSERT_NE(MAP_FAILED, p);
 	p[0] = 1;
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 2));
-	p[ps] = 2;
+	p[XPAGE] = 2;
 	EXPECT_EQ(1, p[0]);
+	EXPECT_EQ(2, p[XPAGE]);
 	EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, idx, ps));
 	EXPECT_EQ(ENOENT, errno);
 	EXPECT_EQ(-ENOENT, gnt_notify(self->fd, idx, UNMAP_NOTIFY_CLEAR_BYTE, 0));
-	munmap(p, 2 * ps);
+	EXPECT_EQ(-ENOENT, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	munmap(p, grant_span(2));
 }
 
 TEST_F(gnt, notify_errno_precedence)
@@ -438,42 +487,44 @@ TEST_F(gnt, notify_errno_precedence)
 TEST_F(gnt, notify_clear_byte_on_dealloc)
 {
 	REQUIRE_REMOTE();
-	long ps = page_size();
 	struct remote_map r = { 0 };
+	volatile uint8_t *f0, *f1, *f2;
 	uint32_t ids[3];
 	uint64_t idx;
 	uint8_t *p;
 
-	if (ps != XPAGE)
-		SKIP(return, "4K pages only");
 	ASSERT_EQ(0, gnt_alloc(self->fd, 3, GNTALLOC_FLAG_WRITABLE, &idx, ids));
-	p = gnt_map(self->fd, idx, 3 * ps);
+	p = gnt_map(self->fd, idx, grant_span(3));
 	ASSERT_NE(MAP_FAILED, p);
-	memset(p, 0x5a, 3 * ps);
-	munmap(p, 3 * ps);
+	memset(p, 0x5a, 3 * XPAGE);
+	munmap(p, grant_span(3));
 	ASSERT_EQ(0, remote_map(&r, ids, 3, 1));
+	f0 = remote_frame(&r, 0);
+	f1 = remote_frame(&r, 1);
+	f2 = remote_frame(&r, 2);
+	/* Byte `off` of grant k is at idx + k * XPAGE + off. */
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + 0, UNMAP_NOTIFY_CLEAR_BYTE, 0));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + ps + 4095, UNMAP_NOTIFY_CLEAR_BYTE, 0));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + 2 * ps + 1234, UNMAP_NOTIFY_CLEAR_BYTE, 0));
-	EXPECT_EQ(0x5a, r.addr[0]);
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE + 4095, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 2 * XPAGE + 1234, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	EXPECT_EQ(0x5a, f0[0]);
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
-	EXPECT_EQ(0, r.addr[0]);
-	EXPECT_EQ(0x5a, r.addr[1]);
-	EXPECT_EQ(0x5a, r.addr[XPAGE + 4095]);
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + ps, 2));
-	EXPECT_EQ(0, r.addr[XPAGE + 4095]);
-	EXPECT_EQ(0x5a, r.addr[XPAGE + 4094]);
-	EXPECT_EQ(0, r.addr[2 * XPAGE + 1234]);
-	EXPECT_EQ(0x5a, r.addr[2 * XPAGE + 1233]);
-	EXPECT_EQ(0x5a, r.addr[2 * XPAGE + 1235]);
+	EXPECT_EQ(0, f0[0]);
+	EXPECT_EQ(0x5a, f0[1]);
+	EXPECT_EQ(0x5a, f1[4095]);
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + XPAGE, 2));
+	EXPECT_EQ(0, f1[4095]);
+	EXPECT_EQ(0x5a, f1[4094]);
+	EXPECT_EQ(0, f2[1234]);
+	EXPECT_EQ(0x5a, f2[1233]);
+	EXPECT_EQ(0x5a, f2[1235]);
 	/* Still mapped by the remote after the local side let go. */
-	r.addr[2 * XPAGE] = 7;
-	EXPECT_EQ(7, r.addr[2 * XPAGE]);
+	f2[0] = 7;
+	EXPECT_EQ(7, f2[0]);
 	remote_unmap(&r);
 }
 
 /*
- * Fixture for lifetime tests: the first page of an allocation carries an
+ * Fixture for lifetime tests: the first grant of an allocation carries an
  * unmap notification, and the test watches for it to fire. The watcher is
  * the remote (a gntdev mapping that sees byte 42 cleared) where gntdev can
  * map our own grants; elsewhere (PVH dom0, see REQUIRE_REMOTE) it is the
@@ -487,26 +538,34 @@ struct watched {
 	uint32_t id;
 };
 
-static int watch_setup(struct __test_metadata *_metadata, int fd, struct watched *w, int pages)
+/* Allocates `count` writable grants and watches the first. */
+static int watch_setup(struct __test_metadata *_metadata, int fd, struct watched *w,
+		       uint32_t count)
 {
-	uint32_t ids[8];
+	uint32_t *ids = calloc(count, sizeof(*ids));
 	uint8_t *p;
+	int ret;
 
-	w->by_event = getenv("XGR_NO_GNTDEV") || page_size() != XPAGE;
-	if (gnt_alloc(fd, pages, GNTALLOC_FLAG_WRITABLE, &w->idx, ids))
+	w->by_event = getenv("XGR_NO_GNTDEV") != NULL;
+	if (!ids)
 		return -1;
+	ret = gnt_alloc(fd, count, GNTALLOC_FLAG_WRITABLE, &w->idx, ids);
 	w->id = ids[0];
+	free(ids);
+	if (ret)
+		return -1;
 	if (w->by_event) {
 		if (evtchn_loop_open(&w->e))
 			return -1;
 		return gnt_notify(fd, w->idx, UNMAP_NOTIFY_SEND_EVENT, w->e.port);
 	}
+	/* The first page holds grant 0 at offset 0. */
 	p = gnt_map(fd, w->idx, page_size());
 	if (p == MAP_FAILED)
 		return -1;
 	p[42] = 0xee;
 	munmap(p, page_size());
-	if (remote_map(&w->r, ids, 1, 1))
+	if (remote_map(&w->r, &w->id, 1, 1))
 		return -1;
 	return gnt_notify(fd, w->idx + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0);
 }
@@ -515,7 +574,7 @@ static int watch_setup(struct __test_metadata *_metadata, int fd, struct watched
 static int fired(struct watched *w)
 {
 	if (!w->by_event)
-		return w->r.addr[42] == 0;
+		return remote_frame(&w->r, 0)[42] == 0;
 	if (!w->fired)
 		w->fired = evtchn_loop_events(&w->e, 100) > 0;
 	return w->fired;
@@ -577,16 +636,18 @@ TEST_F(gnt, two_mmaps_release_after_both)
 	watch_done(&w);
 }
 
+/* Four pages of grants (4 on 4K kernels), split into four VMAs. */
 TEST_F(gnt, partial_munmap_and_mprotect)
 {
 	long ps = page_size();
+	uint32_t n = 4 * grants_per_page();
 	struct watched w = { 0 };
 	uint8_t *p;
 
-	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 4));
+	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, n));
 	p = gnt_map(self->fd, w.idx, 4 * ps);
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 4));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, n));
 	ASSERT_EQ(0, mprotect(p + ps, ps, PROT_READ));
 	ASSERT_EQ(0, munmap(p, ps)); /* head, holding the watched page */
 	EXPECT_FALSE(fired(&w));
@@ -600,16 +661,18 @@ TEST_F(gnt, partial_munmap_and_mprotect)
 	watch_done(&w);
 }
 
+/* Three pages of grants (3 on 4K kernels). */
 TEST_F(gnt, mremap_cases)
 {
 	long ps = page_size();
+	uint32_t n = 3 * grants_per_page();
 	struct watched w = { 0 };
 	uint8_t *p, *q;
 
-	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, 3));
+	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, n));
 	p = gnt_map(self->fd, w.idx, 3 * ps);
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, 3));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, n));
 	p[7] = 0x77;
 	EXPECT_EQ(MAP_FAILED, mremap(p, 3 * ps, 4 * ps, 0));
 	EXPECT_EQ(EFAULT, errno);
@@ -761,8 +824,8 @@ TEST_F(gnt, notify_event_once)
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e.port));
 	/* Re-registering the same port holds one reference, not two. */
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, e.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), 0, 0)); /* cancelled */
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, e.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, 0, 0)); /* cancelled */
 	EXPECT_EQ(0, evtchn_loop_events(&e, 100));
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 2));
 	EXPECT_EQ(1, evtchn_loop_events(&e, 1000));
@@ -817,27 +880,27 @@ TEST_F(gnt, notify_byte_before_event)
 	struct evtchn_loop e = { 0 };
 	struct remote_map r = { 0 };
 	struct peer peer = { .e = &e, .seen = -1 };
+	volatile uint8_t *f;
 	pthread_t t;
 	uint32_t id;
 	uint64_t idx;
 
-	if (page_size() != XPAGE)
-		SKIP(return, "4K pages only");
 	ASSERT_EQ(0, evtchn_loop_open(&e));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, &id));
 	ASSERT_EQ(0, remote_map(&r, &id, 1, 1));
-	r.addr[21] = 1; /* srv_live */
+	f = remote_frame(&r, 0);
+	f[21] = 1; /* srv_live */
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + 21,
 				UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, e.port));
-	peer.byte = &r.addr[21];
+	peer.byte = &f[21];
 	ASSERT_EQ(0, pthread_create(&t, NULL, peer_thread, &peer));
 	usleep(100000); /* let the peer block */
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
 	pthread_join(t, NULL);
 	EXPECT_TRUE(peer.woken);
 	EXPECT_EQ(0, peer.seen) TH_LOG("the event came before the byte was cleared");
-	r.addr[100] = 5; /* the grant outlives the notification */
-	EXPECT_EQ(5, r.addr[100]);
+	f[100] = 5; /* the grant outlives the notification */
+	EXPECT_EQ(5, f[100]);
 	remote_unmap(&r);
 	evtchn_loop_close(&e);
 }
@@ -859,8 +922,8 @@ TEST_F(gnt, deferred_grant_counts_against_limit)
 	ASSERT_EQ(0, gnt_alloc(self->fd, 4, GNTALLOC_FLAG_WRITABLE, &idx, ids));
 	ASSERT_EQ(0, remote_map(&r, ids, 1, 1));
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 4));
-	r.addr[5] = 5; /* the remote's mapping is still valid */
-	EXPECT_EQ(5, r.addr[5]);
+	remote_frame(&r, 0)[5] = 5; /* the remote's mapping is still valid */
+	EXPECT_EQ(5, remote_frame(&r, 0)[5]);
 	EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, 4, 0, NULL, NULL));
 	EXPECT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
 	EXPECT_EQ(0, gnt_dealloc(self->fd, idx, 3));
@@ -893,7 +956,7 @@ TEST_F(gnt, alloc_any_domid)
 	}
 }
 
-/* Each page of one allocation notifies its own port, once. */
+/* Each grant (page on 4K kernels) of one allocation notifies its own port, once. */
 TEST_F(gnt, notify_per_page_ports)
 {
 	struct evtchn_loop e1 = { 0 }, e2 = { 0 };
@@ -903,8 +966,8 @@ TEST_F(gnt, notify_per_page_ports)
 	ASSERT_EQ(0, evtchn_loop_open(&e2));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e1.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, e2.port));
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + page_size(), 1));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, e2.port));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + XPAGE, 1));
 	EXPECT_EQ(1, evtchn_loop_events(&e2, 1000));
 	EXPECT_EQ(0, evtchn_loop_events(&e1, 100));
 	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
@@ -933,8 +996,8 @@ TEST_F(gnt, notify_port_references)
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, q.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, r.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + page_size(), UNMAP_NOTIFY_SEND_EVENT, r.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, r.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, r.port));
 	close(p.lfd);
 	close(q.lfd);
 	close(r.lfd);
@@ -956,18 +1019,17 @@ TEST_F(gnt, notify_port_references)
  * exec drops the process's mappings: a grant already deallocated (the
  * libxengnttab pattern) is released at exec, while grants still listed in a
  * file that survives exec (no O_CLOEXEC) stay until that file is closed.
+ * (On 64K kernels both grants share the one page mapped.)
  */
 TEST_F(gnt, exec_releases_mappings)
 {
 	REQUIRE_REMOTE();
-	long ps = page_size();
 	struct remote_map r0 = { 0 }, r1 = { 0 };
 	int ids_pipe[2], go_pipe[2], hold_pipe[2], i, status;
+	volatile uint8_t *f0, *f1;
 	uint32_t ids[2];
 	pid_t pid;
 
-	if (ps != XPAGE)
-		SKIP(return, "4K pages only");
 	ASSERT_EQ(0, pipe(ids_pipe));
 	ASSERT_EQ(0, pipe(go_pipe));
 	ASSERT_EQ(0, pipe(hold_pipe));
@@ -981,13 +1043,13 @@ TEST_F(gnt, exec_releases_mappings)
 
 		if (fd < 0 || gnt_alloc(fd, 2, GNTALLOC_FLAG_WRITABLE, &idx, ids))
 			_exit(1);
-		p = gnt_map(fd, idx, 2 * ps);
+		p = gnt_map(fd, idx, grant_span(2));
 		if (p == MAP_FAILED)
 			_exit(1);
 		p[42] = 0xee;
-		p[ps + 42] = 0xee;
+		p[XPAGE + 42] = 0xee;
 		if (gnt_notify(fd, idx + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
-		    gnt_notify(fd, idx + ps + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
+		    gnt_notify(fd, idx + XPAGE + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0) ||
 		    gnt_dealloc(fd, idx, 1))
 			_exit(1);
 		/* The exec'd shell must hold only the read end, to see EOF when told. */
@@ -1003,16 +1065,19 @@ TEST_F(gnt, exec_releases_mappings)
 	ASSERT_EQ(sizeof(ids), read(ids_pipe[0], ids, sizeof(ids)));
 	ASSERT_EQ(0, remote_map(&r0, &ids[0], 1, 1));
 	ASSERT_EQ(0, remote_map(&r1, &ids[1], 1, 1));
-	EXPECT_EQ(0xee, r0.addr[42]);
+	f0 = remote_frame(&r0, 0);
+	f1 = remote_frame(&r1, 0);
+	EXPECT_EQ(0xee, f0[42]);
+	EXPECT_EQ(0xee, f1[42]);
 	ASSERT_EQ(1, write(go_pipe[1], "g", 1));
-	for (i = 0; i < 100 && r0.addr[42]; i++)
+	for (i = 0; i < 100 && f0[42]; i++)
 		usleep(20000);
-	EXPECT_EQ(0, r0.addr[42]) TH_LOG("the deallocated grant was not released at exec");
+	EXPECT_EQ(0, f0[42]) TH_LOG("the deallocated grant was not released at exec");
 	EXPECT_EQ(0, waitpid(pid, &status, WNOHANG)) TH_LOG("the exec'd program is gone");
-	EXPECT_EQ(0xee, r1.addr[42]) TH_LOG("a grant of the inherited file was released");
+	EXPECT_EQ(0xee, f1[42]) TH_LOG("a grant of the inherited file was released");
 	close(hold_pipe[1]); /* the shell reads EOF and exits, closing the file */
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(0, r1.addr[42]);
+	EXPECT_EQ(0, f1[42]);
 	remote_unmap(&r0);
 	remote_unmap(&r1);
 }
@@ -1089,34 +1154,36 @@ struct churn {
 static void *churn_thread(void *arg)
 {
 	struct churn *c = arg;
-	long ps = page_size();
 
 	for (int i = 0; i < c->iterations; i++) {
 		uint32_t n = 1 + rand_r(&c->seed) % 4;
+		size_t len = grant_span(n);
 		uint64_t idx;
 		uint8_t *p;
 
 		if (gnt_alloc(c->fd, n, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
 			continue;
-		p = gnt_map(c->fd, idx, n * ps);
+		p = gnt_map(c->fd, idx, len);
 		if (p != MAP_FAILED)
-			memset(p, i, n * ps);
+			memset(p, i, len);
 		/* Either gives EINVAL if the guesser took some of them first. */
 		gnt_dealloc(c->fd, idx, 1);
 		if (n > 1)
-			gnt_dealloc(c->fd, idx + ps, n - 1);
+			gnt_dealloc(c->fd, idx + XPAGE, n - 1);
 		if (p != MAP_FAILED)
-			munmap(p, n * ps);
+			munmap(p, len);
 	}
 	return NULL;
 }
 
+/* Guesses slots (pages on 4K kernels) over the range the churners use. */
 static void *guess_thread(void *arg)
 {
 	struct churn *c = arg;
+	long slots = c->iterations * 8 * grants_per_page();
 
 	for (int i = 0; i < c->iterations * 4; i++) {
-		uint64_t idx = (uint64_t)(rand_r(&c->seed) % (c->iterations * 8)) * page_size();
+		uint64_t idx = (uint64_t)(rand_r(&c->seed) % slots) * XPAGE;
 
 		gnt_dealloc(c->fd, idx, 1 + rand_r(&c->seed) % 2);
 		gnt_notify(c->fd, idx + 3, UNMAP_NOTIFY_CLEAR_BYTE, 0);
@@ -1217,10 +1284,13 @@ TEST_F(gnt, user_copy_not_under_lock)
  * Observability (ours only; upstream has none): fdinfo counts the file's
  * grants, how many of them are mapped and have a notify pending; the global
  * counters in debugfs follow allocations, releases and limit rejections.
+ * All of them count grants: 3 pages of them here (3 on 4K kernels), and on
+ * 64K kernels a page of 3 grants and padding as well.
  */
 TEST_F(gnt, fdinfo_and_counters)
 {
-	long ps = page_size(), in_use, rejected;
+	long ps = page_size(), gpp = grants_per_page(), in_use, rejected;
+	uint32_t n = 3 * gpp;
 	uint64_t idx;
 	uint8_t *p;
 
@@ -1231,24 +1301,39 @@ TEST_F(gnt, fdinfo_and_counters)
 	ASSERT_LE(0, in_use);
 	ASSERT_LE(0, rejected);
 	EXPECT_EQ(0, fdinfo(self->fd, "grants"));
-	ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
-	EXPECT_EQ(3, fdinfo(self->fd, "grants"));
+	ASSERT_EQ(0, gnt_alloc(self->fd, n, 0, &idx, NULL));
+	EXPECT_EQ(n, fdinfo(self->fd, "grants"));
 	EXPECT_EQ(0, fdinfo(self->fd, "mapped"));
-	EXPECT_EQ(in_use + 3, rust_stat("in_use"));
+	EXPECT_EQ(in_use + n, rust_stat("in_use"));
 	p = gnt_map(self->fd, idx + ps, 2 * ps);
 	ASSERT_NE(MAP_FAILED, p);
-	EXPECT_EQ(2, fdinfo(self->fd, "mapped"));
+	EXPECT_EQ(2 * gpp, fdinfo(self->fd, "mapped"));
 	EXPECT_EQ(0, fdinfo(self->fd, "notify"));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + 5, UNMAP_NOTIFY_CLEAR_BYTE, 0));
 	EXPECT_EQ(1, fdinfo(self->fd, "notify"));
 	EXPECT_EQ(3 * ps, fdinfo(self->fd, "next_index"));
 	EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, self->limit + 1, 0, NULL, NULL));
 	EXPECT_EQ(rejected + 1, rust_stat("limit_rejections"));
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 3));
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, n));
 	EXPECT_EQ(0, fdinfo(self->fd, "grants"));
-	EXPECT_EQ(in_use + 2, rust_stat("in_use")) TH_LOG("the mapping holds two grants");
+	EXPECT_EQ(in_use + 2 * gpp, rust_stat("in_use")) TH_LOG("the mapping holds two pages");
 	munmap(p, 2 * ps);
 	EXPECT_EQ(in_use, rust_stat("in_use"));
+	if (gpp > 1) {
+		/* Padding is neither a grant nor mapped, but the index moves a whole page. */
+		ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
+		EXPECT_EQ(3 * ps, idx);
+		EXPECT_EQ(4 * ps, fdinfo(self->fd, "next_index"));
+		EXPECT_EQ(3, fdinfo(self->fd, "grants"));
+		EXPECT_EQ(in_use + 3, rust_stat("in_use"));
+		p = gnt_map(self->fd, idx, ps);
+		ASSERT_NE(MAP_FAILED, p);
+		EXPECT_EQ(3, fdinfo(self->fd, "mapped"));
+		munmap(p, ps);
+		EXPECT_EQ(0, fdinfo(self->fd, "mapped"));
+		ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 3));
+		EXPECT_EQ(in_use, rust_stat("in_use"));
+	}
 }
 
 /*
@@ -1265,16 +1350,14 @@ TEST_F(gnt, deferred_backlog_reclaimed)
 	uint64_t idx;
 	int ok = 0;
 
-	if (page_size() != XPAGE)
-		SKIP(return, "4K pages only");
 	ASSERT_EQ(0, set_limit(N));
 	ASSERT_EQ(0, gnt_alloc(self->fd, N, GNTALLOC_FLAG_WRITABLE, &idx, ids));
 	ASSERT_EQ(0, remote_map(&r, ids, N, 1));
 	close(self->fd); /* every grant is released locally */
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
 	ASSERT_LE(0, self->fd);
-	r.addr[(N - 1) * XPAGE] = 1;
-	EXPECT_EQ(1, r.addr[(N - 1) * XPAGE]);
+	remote_frame(&r, N - 1)[0] = 1;
+	EXPECT_EQ(1, remote_frame(&r, N - 1)[0]);
 	if (is_rust()) {
 		EXPECT_EQ(N, rust_stat("deferred"));
 		EXPECT_EQ(-ENOSPC, gnt_alloc(self->fd, 1, 0, NULL, NULL));
@@ -1297,8 +1380,7 @@ TEST_F(gnt, deferred_backlog_reclaimed)
  */
 TEST_F(gnt, bug_b4_failed_alloc_no_index_hole)
 {
-	long ps = page_size();
-	long span = (4 * XPAGE + ps - 1) / ps * ps;
+	uint64_t span = grant_span(4);
 	int failures = 0;
 
 	ASSERT_TRUE(fault_available("failslab")) TH_LOG("no failslab in this kernel");
@@ -1333,22 +1415,25 @@ TEST_F(gnt, bug_b4_failed_alloc_no_index_hole)
  */
 TEST_F(gnt, bug_b5_mmap_failure_releases)
 {
-	const size_t two_mb = 2UL << 20;
 	long ps = page_size();
+	/* What one page-table page maps: 2 MB with 4K pages, 512 MB with 64K ones. */
+	const size_t table_span = (size_t)ps / sizeof(uint64_t) * ps;
+	uint32_t n = 8 * grants_per_page(); /* 8 pages */
 	uint64_t idx;
 	int hit = 0;
 
 	ASSERT_TRUE(fault_available("fail_page_alloc")) TH_LOG("no fail_page_alloc in this kernel");
-	ASSERT_EQ(0, set_limit(8));
-	ASSERT_EQ(0, gnt_alloc(self->fd, 8, 0, &idx, NULL));
+	ASSERT_EQ(0, set_limit(n));
+	ASSERT_EQ(0, gnt_alloc(self->fd, n, 0, &idx, NULL));
 	for (int attempt = 0; attempt < 16 && !hit; attempt++) {
-		/* A 2 MB-aligned range with no page tables: inserting needs a new one. */
-		uint8_t *area = mmap(NULL, 3 * two_mb, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		uint8_t *at = (uint8_t *)(((uintptr_t)area + two_mb - 1) & ~(two_mb - 1));
+		/* A range aligned to table_span with no page tables: inserting needs a new one. */
+		uint8_t *area = mmap(NULL, 3 * table_span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+				     -1, 0);
+		uint8_t *at = (uint8_t *)(((uintptr_t)area + table_span - 1) & ~(table_span - 1));
 		void *p;
 
 		ASSERT_NE(MAP_FAILED, area);
-		munmap(area, 3 * two_mb);
+		munmap(area, 3 * table_span);
 		/* Warm the slab caches mmap uses, so the next page allocation is ours. */
 		p = gnt_map(self->fd, idx, ps);
 		ASSERT_NE(MAP_FAILED, p);
@@ -1365,9 +1450,9 @@ TEST_F(gnt, bug_b5_mmap_failure_releases)
 	}
 	fault_disarm("fail_page_alloc");
 	ASSERT_TRUE(hit) TH_LOG("could not make mmap fail with ENOMEM");
-	/* Everything must be back: the 8 grants can be freed and allocated again. */
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 8));
-	EXPECT_EQ(0, gnt_alloc(self->fd, 8, 0, NULL, NULL)) TH_LOG("grants leaked by the failed mmap");
+	/* Everything must be back: the grants can be freed and allocated again. */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, n));
+	EXPECT_EQ(0, gnt_alloc(self->fd, n, 0, NULL, NULL)) TH_LOG("grants leaked by the failed mmap");
 }
 
 /*
@@ -1380,13 +1465,12 @@ TEST_F(gnt, bug_b1_span_unmap_other_file)
 	REQUIRE_REMOTE();
 	long ps = page_size();
 	struct remote_map rb = { 0 }, ra = { 0 };
+	volatile uint8_t *fa1, *fb0;
 	uint32_t a0, b0, a1;
 	uint64_t ia0, ib0, ia1;
 	int fb;
 	uint8_t *p;
 
-	if (ps != XPAGE)
-		SKIP(return, "4K pages only");
 	fb = open(GNTALLOC_DEV, O_RDWR);
 	ASSERT_LE(0, fb);
 	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &ia0, &a0));
@@ -1395,14 +1479,16 @@ TEST_F(gnt, bug_b1_span_unmap_other_file)
 	ASSERT_EQ(ia0 + ps, ia1);
 	ASSERT_EQ(0, remote_map(&rb, &b0, 1, 1));
 	ASSERT_EQ(0, remote_map(&ra, &a1, 1, 1));
-	rb.addr[42] = 0xee;
-	ra.addr[42] = 0xee;
+	fb0 = remote_frame(&rb, 0);
+	fa1 = remote_frame(&ra, 0);
+	fb0[42] = 0xee;
+	fa1[42] = 0xee;
 	ASSERT_EQ(0, gnt_notify(fb, ib0 + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0));
 	ASSERT_EQ(0, gnt_notify(self->fd, ia1 + 42, UNMAP_NOTIFY_CLEAR_BYTE, 0));
 	p = gnt_map(self->fd, ia0, 2 * ps);
 	ASSERT_NE(MAP_FAILED, p);
 	munmap(p, 2 * ps);
-	if (rb.addr[42] == 0) {
+	if (fb0[42] == 0) {
 		/*
 		 * B's grant was released while B still lists it: touching B
 		 * again would use freed memory. Park B in a process that
@@ -1415,13 +1501,13 @@ TEST_F(gnt, bug_b1_span_unmap_other_file)
 		close(fb);
 		fb = -1;
 	}
-	EXPECT_EQ(0xee, rb.addr[42]) TH_LOG("munmap of file A released file B's grant");
+	EXPECT_EQ(0xee, fb0[42]) TH_LOG("munmap of file A released file B's grant");
 	close(self->fd);
 	self->fd = open(GNTALLOC_DEV, O_RDWR);
-	EXPECT_EQ(0, ra.addr[42]) TH_LOG("A's second grant was not released with file A");
+	EXPECT_EQ(0, fa1[42]) TH_LOG("A's second grant was not released with file A");
 	if (fb >= 0) {
 		EXPECT_EQ(0, gnt_dealloc(fb, ib0, 1));
-		EXPECT_EQ(0, rb.addr[42]);
+		EXPECT_EQ(0, fb0[42]);
 		close(fb);
 	}
 	remote_unmap(&ra);
@@ -1429,40 +1515,46 @@ TEST_F(gnt, bug_b1_span_unmap_other_file)
 }
 
 /*
- * Allocation failures at every point of ALLOC (walked by the fault's `space`
- * budget) must fail with ENOMEM and leave the accounting exact: the whole
- * limit can be allocated right after. Returns how many ALLOCs failed.
+ * Allocation failures at every point of an ALLOC of `count` grants (walked by
+ * the fault's `space` budget) must fail with ENOMEM and leave the accounting
+ * exact: the whole limit, 2 * count, can be allocated right after. Returns
+ * how many ALLOCs failed.
  */
 static int alloc_failure_sweep(struct __test_metadata *_metadata, int fd, const char *which,
-			       long step, int steps)
+			       uint32_t count, long step, int steps)
 {
-	uint8_t buf[sizeof(struct ioctl_gntalloc_alloc_gref) + 4 * 8];
-	struct ioctl_gntalloc_alloc_gref *op = (void *)buf;
+	size_t len = sizeof(struct ioctl_gntalloc_alloc_gref) + 4 * (size_t)count;
+	struct ioctl_gntalloc_alloc_gref *op = malloc(len);
 	int failed = 0, ret;
 	uint64_t idx;
 
+	if (!op)
+		return -1;
 	for (int k = 0; k < steps; k++) {
-		memset(buf, 0, sizeof(buf));
-		op->count = 8;
-		if (fault_arm(which, k * step))
-			return -1;
+		memset(op, 0, len);
+		op->count = count;
+		if (fault_arm(which, k * step)) {
+			failed = -1;
+			break;
+		}
 		fault_task(1);
 		ret = ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op) ? -errno : 0;
 		fault_task(0);
 		fault_disarm(which);
 		if (ret == 0) {
-			EXPECT_EQ(0, gnt_dealloc(fd, op->index, 8));
+			EXPECT_EQ(0, gnt_dealloc(fd, op->index, count));
 		} else {
 			EXPECT_EQ(-ENOMEM, ret) TH_LOG("%s at %ld bytes", which, k * step);
 			failed++;
 		}
-		ret = gnt_alloc(fd, 16, 0, &idx, NULL);
+		ret = gnt_alloc(fd, 2 * count, 0, &idx, NULL);
 		EXPECT_EQ(0, ret) TH_LOG("accounting broken after a %s failure at %ld bytes",
 					 which, k * step);
 		if (ret)
 			break;
-		EXPECT_EQ(0, gnt_dealloc(fd, idx, 16));
+		EXPECT_EQ(0, gnt_dealloc(fd, idx, 2 * count));
 	}
+	free(op);
 	return failed;
 }
 
@@ -1470,7 +1562,7 @@ TEST_F(gnt, alloc_slab_failure_accounting)
 {
 	ASSERT_TRUE(fault_available("failslab")) TH_LOG("no failslab in this kernel");
 	ASSERT_EQ(0, set_limit(16));
-	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "failslab", 32, 64));
+	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "failslab", 8, 32, 64));
 }
 
 /*
@@ -1517,13 +1609,17 @@ TEST_F(gnt, bug_b3_table_full_no_page_leak)
 
 /*
  * B2 (page allocation variant): the page for grant k cannot be allocated.
- * Upstream takes one slot too many off its counter, which wraps.
+ * Upstream takes one slot too many off its counter, which wraps. The ALLOC
+ * takes 8 pages (8 grants on 4K kernels), the walk goes a page at a time.
  */
 TEST_F(gnt, bug_b2_page_failure_accounting)
 {
+	uint32_t count = 8 * grants_per_page();
+
 	ASSERT_TRUE(fault_available("fail_page_alloc")) TH_LOG("no fail_page_alloc in this kernel");
-	ASSERT_EQ(0, set_limit(16));
-	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "fail_page_alloc", 4096, 10));
+	ASSERT_EQ(0, set_limit(2 * count));
+	EXPECT_LT(0, alloc_failure_sweep(_metadata, self->fd, "fail_page_alloc", count,
+					 page_size(), 10));
 }
 
 /*

@@ -36,6 +36,30 @@ static inline long page_size(void)
 	return sysconf(_SC_PAGESIZE);
 }
 
+/*
+ * 4K grants that one kernel page holds: 1 on 4K kernels, 16 on 64K ones. Our
+ * module packs the grants of an ALLOC into kernel pages: grant k is 4K frame
+ * k % grants_per_page() of page k / grants_per_page(), its slot (the index
+ * DEALLOC and SET_UNMAP_NOTIFY take) is index + k * XPAGE, and so is the
+ * offset of its frame in a mapping of the allocation. (The C driver on a 64K
+ * kernel gives each grant a page of its own and grants only its first 4K.)
+ */
+static inline long grants_per_page(void)
+{
+	return page_size() / XPAGE;
+}
+
+/*
+ * Bytes of index space, and of a mapping, that an ALLOC of `count` grants
+ * takes: whole kernel pages (count * page_size() on 4K kernels).
+ */
+static inline uint64_t grant_span(uint64_t count)
+{
+	uint64_t per_page = grants_per_page();
+
+	return (count + per_page - 1) / per_page * page_size();
+}
+
 /* "rust" or "c": which module provides the device. */
 static inline const char *module_under_test(void)
 {
@@ -318,13 +342,25 @@ static inline void *gnt_map(int fd, uint64_t index, size_t len)
 			SKIP(return, "no gntdev self-mapping on this dom0 (PVH)"); \
 	} while (0)
 
-/* A gntdev mapping of our own grants: the "remote domain". */
+/*
+ * A gntdev mapping of our own grants: the "remote domain". gntdev maps one
+ * grant per kernel page, so ref k's 4K frame starts at k * page_size() of the
+ * mapping (on 4K kernels: k * XPAGE); use remote_frame(). The mapping is
+ * `len` bytes long.
+ */
 struct remote_map {
 	int fd;
 	uint64_t index;
 	uint32_t count;
+	size_t len;
 	volatile uint8_t *addr;
 };
+
+/* The 4K frame of ref k (k < count) as the remote sees it. */
+static inline volatile uint8_t *remote_frame(const struct remote_map *r, uint32_t k)
+{
+	return r->addr + (size_t)k * page_size();
+}
 
 static inline int remote_map(struct remote_map *r, const uint32_t *refs, uint32_t count,
 			     int writable)
@@ -354,9 +390,10 @@ static inline int remote_map(struct remote_map *r, const uint32_t *refs, uint32_
 	}
 	r->index = op->index;
 	r->count = count;
+	r->len = (size_t)count * page_size();
 	free(op);
-	p = mmap(NULL, count * XPAGE, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-		 r->fd, r->index);
+	p = mmap(NULL, r->len, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, r->fd,
+		 r->index);
 	if (p == MAP_FAILED) {
 		int e = -errno;
 
@@ -371,7 +408,7 @@ static inline void remote_unmap(struct remote_map *r)
 {
 	struct ioctl_gntdev_unmap_grant_ref op = { .index = r->index, .count = r->count };
 
-	munmap((void *)r->addr, r->count * XPAGE);
+	munmap((void *)r->addr, r->len);
 	ioctl(r->fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &op);
 	close(r->fd);
 }
