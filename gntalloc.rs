@@ -60,6 +60,19 @@ use grant::Grant;
 use vma::VmaFamily;
 use xen::XEN_PAGE_SIZE;
 
+// Upstream's name when built as its drop-in replacement (`CONFIG_XEN_GNTALLOC_IMPL_RUST`, see
+// `Kbuild`), so that its sysfs paths, modprobe options and `xen_gntalloc.limit=` stay valid.
+#[cfg(xgr_dropin)]
+module! {
+    type: GntallocModule,
+    name: "xen_gntalloc",
+    authors: ["xen-gntalloc-rs developers"],
+    description: "User-space grant reference allocator driver (Rust)",
+    license: "GPL",
+}
+
+// The side-by-side test module, loaded in turn with the C driver.
+#[cfg(not(xgr_dropin))]
 module! {
     type: GntallocModule,
     name: "xen_gntalloc_rs",

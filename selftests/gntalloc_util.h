@@ -60,12 +60,18 @@ static inline uint64_t grant_span(uint64_t count)
 	return (count + per_page - 1) / per_page * page_size();
 }
 
-/* "rust" or "c": which module provides the device. */
+/*
+ * "rust" or "c": which module provides the device. Ours is xen_gntalloc_rs
+ * side by side with the C driver, and xen_gntalloc as its drop-in
+ * replacement (in tree, CONFIG_XEN_GNTALLOC_IMPL_RUST), where only its
+ * debugfs counters tell it apart.
+ */
 static inline const char *module_under_test(void)
 {
 	struct stat st;
 
-	if (stat("/sys/module/xen_gntalloc_rs", &st) == 0)
+	if (stat("/sys/module/xen_gntalloc_rs", &st) == 0 ||
+	    stat("/sys/kernel/debug/xen-gntalloc-rs", &st) == 0)
 		return "rust";
 	if (stat("/sys/module/xen_gntalloc", &st) == 0)
 		return "c";
@@ -77,10 +83,19 @@ static inline int is_rust(void)
 	return strcmp(module_under_test(), "rust") == 0;
 }
 
+/* sysfs name of the module under test. */
+static inline const char *module_sysname(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/xen_gntalloc_rs", &st) == 0 ? "xen_gntalloc_rs" : "xen_gntalloc";
+}
+
 static inline const char *limit_path(void)
 {
-	return is_rust() ? "/sys/module/xen_gntalloc_rs/parameters/limit" :
-			   "/sys/module/xen_gntalloc/parameters/limit";
+	return strcmp(module_sysname(), "xen_gntalloc_rs") == 0 ?
+		       "/sys/module/xen_gntalloc_rs/parameters/limit" :
+		       "/sys/module/xen_gntalloc/parameters/limit";
 }
 
 static inline long read_long(const char *path)
@@ -146,12 +161,6 @@ static inline long fdinfo(int fd, const char *key)
 			v = strtol(line + klen + 1, NULL, 0);
 	fclose(f);
 	return v;
-}
-
-/* sysfs name of the module under test. */
-static inline const char *module_sysname(void)
-{
-	return is_rust() ? "xen_gntalloc_rs" : "xen_gntalloc";
 }
 
 /*
