@@ -3,12 +3,14 @@
 # Out-of-tree build of xen-gntalloc-rs.ko against a kernel build tree.
 #   make                  # against the cached test kernel (scripts/build-kernel)
 #   make KDIR=/path       # against another configured and built tree
+#   make KCONFIG=arm64-64k  # against another cached kernel (arm64 ones set ARCH=arm64)
 #   make CLIPPY=1         # with clippy
 # In tree, Kbuild and Kconfig are used directly (see README.md).
 
 XGR_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/xen-gntalloc-rs
 KCONFIG ?= test
 KDIR ?= $(XGR_CACHE)/kbuild-$(KCONFIG)
+ARCH ?= $(if $(filter arm64%,$(KCONFIG)),arm64)
 LLVM ?= -22
 RUSTC ?= /usr/bin/rustc
 RUSTDOC ?= /usr/bin/rustdoc
@@ -16,7 +18,7 @@ CLIPPY_DRIVER ?= /usr/bin/clippy-driver
 BINDGEN ?= $(XGR_CACHE)/bindgen/bin/bindgen
 export LIBCLANG_PATH ?= /usr/lib/llvm-22/lib
 
-KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) \
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(ARCH),ARCH=$(ARCH)) LLVM=$(LLVM) RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) \
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=$(CLIPPY_DRIVER) $(if $(CLIPPY),CLIPPY=1)
 
 .PHONY: modules clean selftests kernel rustfmt rustfmtcheck
