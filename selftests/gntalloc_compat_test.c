@@ -90,27 +90,58 @@ TEST_F(compat, alloc_map_notify_dealloc)
 	EXPECT_EQ(ENOENT, errno);
 }
 
-#if defined(__i386__)
-/* ALLOC reads exactly the 20 bytes of the i386 structure. */
-TEST_F(compat, alloc_reads_20_bytes)
+/*
+ * A zeroed ALLOC argument of `len` bytes that ends right before a PROT_NONE
+ * page: the kernel may read and write those bytes and no further. `*area`
+ * (two pages) is for munmap.
+ */
+static struct ioctl_gntalloc_alloc_gref *alloc_arg_before_guard(size_t len, uint8_t **area)
 {
 	long ps = page_size();
-	uint8_t *area = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			     -1, 0);
-	struct ioctl_gntalloc_alloc_gref *op;
+	uint8_t *a = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	ASSERT_TRUE(area != MAP_FAILED);
-	ASSERT_EQ(0, mprotect(area + ps, ps, PROT_NONE));
-	op = (void *)(area + ps - 20);
-	memset(op, 0, 20);
-	op->count = 1;
-	EXPECT_EQ(0, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
-	EXPECT_LE(8, op->gref_ids[0]);
-	op = (void *)(area + ps - 16);
-	memset(op, 0, 16);
-	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
+	*area = a;
+	if (a == MAP_FAILED || mprotect(a + ps, ps, PROT_NONE))
+		return NULL;
+	memset(a + ps - len, 0, len);
+	return (void *)(a + ps - len);
+}
+
+/*
+ * ALLOC of `count` grants reads and writes back exactly `len` bytes (the
+ * header and the ids): it succeeds in a buffer of `len` bytes before a guard
+ * page, and faults in one 4 bytes shorter.
+ */
+static void alloc_reads_exactly(struct __test_metadata *_metadata, int fd, size_t len,
+				uint32_t count)
+{
+	struct ioctl_gntalloc_alloc_gref *op;
+	uint8_t *area;
+
+	op = alloc_arg_before_guard(len, &area);
+	ASSERT_TRUE(op != NULL);
+	op->count = count;
+	EXPECT_EQ(0, ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
+	EXPECT_EQ(0, op->index);
+	for (uint32_t i = 0; i < count; i++) {
+		EXPECT_LE(8, op->gref_ids_flex[i]);
+		if (i)
+			EXPECT_NE(op->gref_ids_flex[0], op->gref_ids_flex[i]);
+	}
+	munmap(area, 2 * page_size());
+	op = alloc_arg_before_guard(len - 4, &area);
+	ASSERT_TRUE(op != NULL);
+	op->count = count - 1;
+	EXPECT_EQ(-1, ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
 	EXPECT_EQ(EFAULT, errno);
-	munmap(area, 2 * ps);
+	munmap(area, 2 * page_size());
+}
+
+#if defined(__i386__)
+/* ALLOC reads exactly the 20 bytes of the i386 structure, which hold one id. */
+TEST_F(compat, alloc_reads_20_bytes)
+{
+	alloc_reads_exactly(_metadata, self->fd, 20, 1);
 }
 #endif
 
@@ -122,27 +153,7 @@ TEST_F(compat, alloc_reads_20_bytes)
  */
 TEST_F(compat, alloc_reads_24_bytes)
 {
-	long ps = page_size();
-	uint8_t *area = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			     -1, 0);
-	struct ioctl_gntalloc_alloc_gref *op;
-
-	ASSERT_TRUE(area != MAP_FAILED);
-	ASSERT_EQ(0, mprotect(area + ps, ps, PROT_NONE));
-	op = (void *)(area + ps - 24);
-	memset(op, 0, 24);
-	op->count = 2;
-	EXPECT_EQ(0, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
-	EXPECT_EQ(0, op->index);
-	EXPECT_LE(8, op->gref_ids_flex[0]);
-	EXPECT_LE(8, op->gref_ids_flex[1]);
-	EXPECT_NE(op->gref_ids_flex[0], op->gref_ids_flex[1]);
-	op = (void *)(area + ps - 20);
-	memset(op, 0, 20);
-	op->count = 1;
-	EXPECT_EQ(-1, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
-	EXPECT_EQ(EFAULT, errno);
-	munmap(area, 2 * ps);
+	alloc_reads_exactly(_metadata, self->fd, 24, 2);
 }
 #endif
 
