@@ -19,10 +19,20 @@
 //! # Lock order
 //!
 //! `mmap_lock` (held by mm around `mmap` and the VMA callbacks) → [`FileState`]`::index` →
-//! a grant's `notify` lock → the deferred list (`grant.rs`) → Xen's internal locks.
-//! No user memory is touched under `FileState::index`; ALLOC holds it while it allocates pages
-//! and grants them (sleeping allocations, as upstream under its global mutex), so an allocation
-//! appears in the file all at once.
+//! { Xen's `irq_mapping_update_lock`, the deferred list (`grant.rs`) → the grant-table core's
+//! lock }.
+//!
+//! - A grant is dropped, firing its notification and ending it, wherever its last holder lets
+//!   go: under `index` (DEALLOC, close, a failed mmap) or under `mmap_lock` alone (the last VMA
+//!   of a mapping). Releasing its event channel (`evtchn_put`) takes the sleeping
+//!   `irq_mapping_update_lock` there; SET_UNMAP_NOTIFY takes its reference (`evtchn_get`)
+//!   before `index`.
+//! - A grant's `notify` spinlock is a leaf: it is held only to swap the notification.
+//! - No user memory is touched under `index`. ALLOC holds it while it allocates pages and grants
+//!   them (sleeping allocations, as upstream under its global mutex), so an allocation appears in
+//!   the file all at once; mmap holds it while it inserts the pages, and SET_UNMAP_NOTIFY while
+//!   it swaps the notification, so that no reference to a grant outlives the lock but a
+//!   mapping's: a DEALLOC that finds a grant unmapped ends it before it returns.
 
 use kernel::{
     debugfs,
@@ -56,7 +66,10 @@ mod grant;
 mod vma;
 mod xen;
 
-use grant::Grant;
+use grant::{
+    Grant,
+    UnmapNotify, //
+};
 use vma::VmaFamily;
 use xen::XEN_PAGE_SIZE;
 
@@ -164,64 +177,17 @@ impl FileIndex {
             drop(self.grants.remove(&(start + i * XEN_PAGE_SIZE as u64)));
         }
     }
-}
-
-impl FileState {
-    /// Locks the index space for an allocation. The lock is held from the choice of the index to
-    /// the listing of the last grant, so no other user of the file sees a partial allocation, and
-    /// a failed one leaves no hole in the index space.
-    pub(crate) fn lock_index(&self) -> MutexGuard<'_, FileIndex> {
-        self.index.lock()
-    }
-
-    /// The grant at slot `key`, if the file still lists it.
-    fn lookup(&self, key: u64) -> Option<Arc<Grant>> {
-        self.index.lock().grants.get(&key).cloned()
-    }
-
-    /// Removes `count` slots starting at `start` if all of them are listed with consecutive
-    /// keys; `EINVAL` (and nothing removed) otherwise. Released grants that no mapping holds are
-    /// ended here, firing their notifications before the ioctl returns.
-    fn remove_range(&self, start: u64, count: usize) -> Result {
-        let step = XEN_PAGE_SIZE as u64;
-        let mut index = self.index.lock();
-        {
-            let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
-            let mut expected = start;
-            for i in 0..count {
-                if *cursor.current().0 != expected {
-                    return Err(EINVAL);
-                }
-                if i + 1 < count {
-                    cursor = cursor.move_next().ok_or(EINVAL)?;
-                    expected = expected.checked_add(step).ok_or(EINVAL)?;
-                }
-            }
-        }
-        // The `count` nodes from `start` are exactly the ones checked above: remove them in one
-        // walk. Dropping the last reference ends a grant under this lock, which the lock order
-        // allows; nothing here touches user memory.
-        let mut cursor = index.grants.cursor_lower_bound_mut(&start);
-        for _ in 0..count {
-            let Some(current) = cursor else { break };
-            let (next, node) = current.remove_current();
-            drop(node);
-            cursor = next;
-        }
-        Ok(())
-    }
 
     /// Collects the grants covering `pages` kernel pages from `start` for a new mapping: every
     /// granted slot of each page must be listed (padding slots after a page's last grant are
     /// not granted and not looked for); `ENOENT` otherwise.
-    fn collect_mapping(&self, start: u64, pages: usize) -> Result<MappingRange> {
+    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<MappingRange> {
         let page_size = PAGE_SIZE as u64;
         let step = XEN_PAGE_SIZE as u64;
         let end = (pages as u64)
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
-        let mut index = self.index.lock();
         // `rest` grows only with grants that exist, so a bogus length fails on ENOENT, not
         // ENOMEM; a one-page mapping on a 4K kernel needs no allocation for it.
         let mut first = None;
@@ -231,7 +197,7 @@ impl FileState {
         let mut next_page = start;
         let mut next_slot = start;
         let mut slots_left = 0usize;
-        let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
+        let mut cursor = self.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
         loop {
             let (&key, grant) = cursor.current();
             if key >= end {
@@ -266,6 +232,61 @@ impl FileState {
             }
             _ => Err(ENOENT),
         }
+    }
+}
+
+impl FileState {
+    /// Locks the index space for an allocation. The lock is held from the choice of the index to
+    /// the listing of the last grant, so no other user of the file sees a partial allocation, and
+    /// a failed one leaves no hole in the index space.
+    pub(crate) fn lock_index(&self) -> MutexGuard<'_, FileIndex> {
+        self.index.lock()
+    }
+
+    /// Replaces the unmap notification of the grant at slot `key` with the one `make` builds,
+    /// and returns the old one for the caller to drop after the lock. `ENOENT` (before `make`
+    /// runs) if the file does not list that slot. The grant is not referenced beyond the lock
+    /// hold, so a concurrent DEALLOC cannot leave it alive after returning.
+    pub(crate) fn replace_notify(
+        &self,
+        key: u64,
+        make: impl FnOnce() -> Result<UnmapNotify>,
+    ) -> Result<UnmapNotify> {
+        let index = self.index.lock();
+        let grant = index.grants.get(&key).ok_or(ENOENT)?;
+        Ok(grant.set_notify(make()?))
+    }
+
+    /// Removes `count` slots starting at `start` if all of them are listed with consecutive
+    /// keys; `EINVAL` (and nothing removed) otherwise. Released grants that no mapping holds are
+    /// ended here, firing their notifications before the ioctl returns.
+    fn remove_range(&self, start: u64, count: usize) -> Result {
+        let step = XEN_PAGE_SIZE as u64;
+        let mut index = self.index.lock();
+        {
+            let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
+            let mut expected = start;
+            for i in 0..count {
+                if *cursor.current().0 != expected {
+                    return Err(EINVAL);
+                }
+                if i + 1 < count {
+                    cursor = cursor.move_next().ok_or(EINVAL)?;
+                    expected = expected.checked_add(step).ok_or(EINVAL)?;
+                }
+            }
+        }
+        // The `count` nodes from `start` are exactly the ones checked above: remove them in one
+        // walk. Dropping the last reference ends a grant under this lock, which the lock order
+        // allows; nothing here touches user memory.
+        let mut cursor = index.grants.cursor_lower_bound_mut(&start);
+        for _ in 0..count {
+            let Some(current) = cursor else { break };
+            let (next, node) = current.remove_current();
+            drop(node);
+            cursor = next;
+        }
+        Ok(())
     }
 }
 
@@ -327,7 +348,10 @@ impl MiscDevice for FileState {
         let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let start = pgoff.checked_mul(PAGE_SIZE as u64).ok_or(ENOENT)?;
         let pages = (vma.end() - vma.start()) / PAGE_SIZE;
-        let range = state.collect_mapping(start, pages)?;
+        // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
+        // finds the grants mapped, or ended again if the mmap failed.
+        let mut index = state.index.lock();
+        let range = Arc::new(index.collect_mapping(start, pages)?, GFP_KERNEL)?;
 
         vma.set_dontexpand();
         vma.set_dontdump();
@@ -339,12 +363,14 @@ impl MiscDevice for FileState {
             if xen_index == 0 {
                 // `range` keeps the page alive; the VMA family holds `range` until the last VMA
                 // is closed, and zapping on munmap drops the mapping's own page references.
-                vma::insert_page(mixed, addr, page)?;
+                mixed.vm_insert_page(addr, &page.borrow())?;
                 addr += PAGE_SIZE;
             }
         }
-        // On error above, `range` is dropped here and the grants go back as they were.
-        VmaFamily::attach(vma, Arc::new(range, GFP_KERNEL)?);
+        // On error above, `range` is dropped before `index` is unlocked, and the grants go back
+        // as they were.
+        drop(index);
+        VmaFamily::attach(vma, range);
         Ok(())
     }
 

@@ -313,19 +313,24 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
 
     let slot = index & !(XEN_PAGE_SIZE as u64 - 1);
     let offset = (index & (XEN_PAGE_SIZE as u64 - 1)) as usize;
-    let grant = file.lookup(slot).ok_or(ENOENT)?;
-    if action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) != 0 {
-        return Err(EINVAL);
-    }
-    // The new reference is taken before the old one is dropped, so re-registering the same
+    let known = action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) == 0;
+    // `evtchn_get` sleeps on Xen's `irq_mapping_update_lock`: the reference is taken before the
+    // file's index lock, and a failure reported only after the slot and action checks, in
+    // upstream's order. It is taken before the old one is dropped, so re-registering the same
     // port never closes it in between.
-    let event = if action & raw::UNMAP_NOTIFY_SEND_EVENT != 0 {
-        Some(EvtchnRef::get(port)?)
-    } else {
-        None
-    };
+    let mut event =
+        (known && action & raw::UNMAP_NOTIFY_SEND_EVENT != 0).then(|| EvtchnRef::get(port));
     let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset);
-    let old = grant.set_notify(UnmapNotify { clear_byte, event });
+    let old = file.replace_notify(slot, || {
+        if !known {
+            return Err(EINVAL);
+        }
+        Ok(UnmapNotify {
+            clear_byte,
+            event: event.take().transpose()?,
+        })
+    })?;
+    // Outside the lock: dropping the old notification may release its event channel.
     drop(old);
     Ok(())
 }

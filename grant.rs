@@ -10,8 +10,10 @@
 //! [`DEFERRED`]: it stays counted against `limit` and is retried on later ioctls and by a
 //! periodic work item until the remote has unmapped it.
 //!
-//! Lock order: a file's index lock (`gntalloc.rs`) → a grant's `notify` lock → [`DEFERRED`].
-//! `DEFERRED` is a leaf: nothing is taken under it except the grant-table core's spinlock.
+//! Lock order (see `gntalloc.rs`): a file's index lock → [`DEFERRED`] → the grant-table core's
+//! spinlock. A grant's `notify` lock is a leaf, never held while another lock is taken.
+//! [`STATS`]`.deferred` changes only under [`DEFERRED`], with the list, so that it never reads
+//! below zero.
 
 use core::mem::ManuallyDrop;
 use kernel::{
@@ -114,13 +116,13 @@ pub(crate) fn reclaim_deferred(budget: Option<usize>) {
     });
     let freed = before - list.len();
     let remaining = list.len();
+    STATS.deferred.fetch_sub(freed as u32, Relaxed);
     drop(list);
-    if freed > 0 {
-        STATS.deferred.fetch_sub(freed as u32, Relaxed);
-        unreserve(freed as u32);
-    }
+    unreserve(freed as u32);
     if remaining > 0 {
-        xen::reclaim_arm(RECLAIM_PERIOD_MS);
+        // SAFETY: Called on an ioctl path (the open file pins the module) or by the retry
+        // itself, never after module exit's `reclaim_stop`.
+        unsafe { xen::reclaim_arm(RECLAIM_PERIOD_MS) };
     }
 }
 
@@ -137,8 +139,8 @@ pub(crate) fn flush_deferred_to_core() {
     list.retain(|grant| !grant.try_end());
     let pending = list.len();
     list.clear();
-    drop(list);
     STATS.deferred.store(0, Relaxed);
+    drop(list);
     STATS.in_use.store(0, Relaxed);
     if pending > 0 {
         STATS.handed_to_core.add(pending as u64, Relaxed);
@@ -159,9 +161,11 @@ fn end_or_defer(mut frame: ForeignGrant) {
     let mut list = DEFERRED.lock();
     match list.push(frame, GFP_KERNEL) {
         Ok(()) => {
-            drop(list);
             STATS.deferred.add(1, Relaxed);
-            xen::reclaim_arm(RECLAIM_PERIOD_MS);
+            drop(list);
+            // SAFETY: Called when a grant is dropped; grants live in open files and their
+            // mappings, which pin the module, so module exit (`reclaim_stop`) has not begun.
+            unsafe { xen::reclaim_arm(RECLAIM_PERIOD_MS) };
         }
         Err(_) => {
             // `push` dropped the grant, which handed it to the core: it is no longer ours.

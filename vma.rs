@@ -20,24 +20,10 @@
 use core::marker::PhantomData;
 use kernel::{
     bindings,
-    error::to_result,
-    mm::virt::{
-        VmaMixedMap,
-        VmaNew, //
-    },
-    prelude::*,
+    mm::virt::VmaNew,
     sync::Arc,
     types::ForeignOwnable, //
 };
-
-use crate::xen::PageRef;
-
-/// Maps `page` at `addr` of `vma`; the mapping takes its own reference on the page.
-pub(crate) fn insert_page(vma: &VmaMixedMap, addr: usize, page: &PageRef) -> Result {
-    // SAFETY: `vma` is a valid VM_MIXEDMAP VMA with `mmap_lock` held (`VmaMixedMap` invariant)
-    // and the page is alive (`PageRef` invariant); `vm_insert_page` checks `addr` itself.
-    to_result(unsafe { bindings::vm_insert_page(vma.as_ptr(), addr, page.as_ptr()) })
-}
 
 /// The `vm_operations_struct` of the VMAs of one family type `T`.
 pub(crate) struct VmaFamily<T: Send + Sync + 'static>(PhantomData<T>);

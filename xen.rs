@@ -19,6 +19,7 @@ use core::{
 use kernel::{
     bindings,
     page::{
+        BorrowedPage,
         Page,
         PAGE_SIZE, //
     },
@@ -103,6 +104,13 @@ impl PageRef {
         unsafe { raw::gntalloc_rs_get_page(self.ptr.as_ptr()) };
         // INVARIANT: `get_page` took the reference the new object owns.
         Self { ptr: self.ptr }
+    }
+
+    /// The page as the `kernel` crate's type, for as long as `self` keeps it alive.
+    pub(crate) fn borrow(&self) -> BorrowedPage<'_> {
+        // SAFETY: `ptr` is a valid page (type invariant), and the reference we own keeps it valid
+        // for as long as `self` is borrowed.
+        unsafe { BorrowedPage::from_raw(self.ptr) }
     }
 
     /// The raw `struct page` pointer, valid while `self` lives.
@@ -298,8 +306,15 @@ extern "C" fn gntalloc_rs_reclaim_run() {
 }
 
 /// Schedules [`gntalloc_rs_reclaim_run`] in `ms` milliseconds, unless it is already scheduled.
-pub(crate) fn reclaim_arm(ms: u32) {
-    // SAFETY: The work item is static; arming it is always valid.
+///
+/// # Safety
+///
+/// The module must not have begun to exit: the work runs this module's code, and exit cancels
+/// it once ([`reclaim_stop`]). Callers hold a grant (files and mappings pin the module) or are
+/// the retry itself, which `reclaim_stop` waits for and keeps from re-queueing.
+pub(crate) unsafe fn reclaim_arm(ms: u32) {
+    // SAFETY: The work item is a static of the C shim; queueing it needs only the module to be
+    // loaded and not past `reclaim_stop`, which the caller guarantees.
     unsafe { raw::gntalloc_rs_reclaim_arm(ms) };
 }
 

@@ -814,6 +814,66 @@ TEST_F(gnt, dup_and_scm_rights_share_state)
 	watch_done(&w);
 }
 
+/* Keeps calling SET_UNMAP_NOTIFY on one slot until told to stop. */
+struct notify_spinner {
+	int fd;
+	uint64_t slot;
+	volatile int stop;
+	volatile long calls;
+};
+
+static void *spin_notify(void *arg)
+{
+	struct notify_spinner *sp = arg;
+
+	while (!sp->stop) {
+		gnt_notify(sp->fd, sp->slot + 7, UNMAP_NOTIFY_CLEAR_BYTE, 0);
+		sp->calls++;
+	}
+	return NULL;
+}
+
+/*
+ * A DEALLOC of a grant that no mapping holds fires its notification (and
+ * ends the grant) before it returns, even while another thread keeps calling
+ * SET_UNMAP_NOTIFY on the same slot, and so may hold a reference to the
+ * grant at that moment. Upstream serialises both under one mutex. A remote
+ * mapping watches the notify byte; many rounds, to meet the race.
+ */
+TEST_F(gnt, dealloc_fires_notify_despite_concurrent_notify)
+{
+	REQUIRE_REMOTE();
+	struct notify_spinner sp = { .fd = self->fd };
+	const int rounds = 300;
+	int late = 0;
+
+	for (int i = 0; i < rounds; i++) {
+		struct remote_map r = { 0 };
+		uint64_t idx;
+		uint32_t ref;
+		pthread_t t;
+
+		ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, &ref));
+		ASSERT_EQ(0, remote_map(&r, &ref, 1, 1));
+		remote_frame(&r, 0)[7] = 0xaa;
+		ASSERT_EQ(0, gnt_notify(self->fd, idx + 7, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+		sp.slot = idx;
+		sp.stop = 0;
+		sp.calls = 0;
+		ASSERT_EQ(0, pthread_create(&t, NULL, spin_notify, &sp));
+		while (sp.calls < 2)
+			;
+		ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+		late += remote_frame(&r, 0)[7] != 0;
+		sp.stop = 1;
+		pthread_join(t, NULL);
+		EXPECT_EQ(0, remote_frame(&r, 0)[7]);
+		remote_unmap(&r);
+	}
+	EXPECT_EQ(0, late) TH_LOG("%d of %d DEALLOCs returned before their notification fired",
+				  late, rounds);
+}
+
 TEST_F(gnt, notify_event_once)
 {
 	struct evtchn_loop e = { 0 };
