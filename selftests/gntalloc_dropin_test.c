@@ -21,7 +21,7 @@ TEST(is_ours_under_upstream_name)
 TEST(limit_is_honoured)
 {
 	int fd = open(GNTALLOC_DEV, O_RDWR);
-	uint64_t index;
+	uint64_t index = 0;
 
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(1L << 30, get_limit()) TH_LOG("the runner's write of 2^30 did not stick");

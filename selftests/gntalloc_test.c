@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -23,11 +24,48 @@ _Static_assert(sizeof(struct ioctl_gntalloc_alloc_gref) == 24, "ALLOC size");
 _Static_assert(sizeof(struct ioctl_gntalloc_dealloc_gref) == 16, "DEALLOC size");
 _Static_assert(sizeof(struct ioctl_gntalloc_unmap_notify) == 16, "NOTIFY size");
 
-/* Every test gets a fresh file and the default limit back afterwards. */
+/*
+ * Ours: after a test, once its files are closed and its mappings gone, the
+ * grants it made must all be gone too: the counters `in_use` (grants counted
+ * against the limit, deferred ones included) and `deferred` (grants a remote
+ * still maps) come back to what they were before it. Not at once: a gntdev
+ * remote unmaps asynchronously, and ours retries deferred grants every
+ * 100 ms; so this polls for up to 2 s, in 50 ms steps, each with a DEALLOC of
+ * count 0 (EINVAL, but ours retries deferred grants on the way).
+ */
+static void expect_counters_back(struct __test_metadata *_metadata, long in_use, long deferred)
+{
+	long now_in_use, now_deferred;
+	int fd = open(GNTALLOC_DEV, O_RDWR);
+
+	for (int i = 0;; i++) {
+		now_in_use = rust_stat("in_use");
+		now_deferred = rust_stat("deferred");
+		if ((now_in_use == in_use && now_deferred == deferred) || i == 40)
+			break;
+		if (fd >= 0)
+			gnt_dealloc(fd, 0, 0);
+		usleep(50000);
+	}
+	if (fd >= 0)
+		close(fd);
+	EXPECT_EQ(in_use, now_in_use) TH_LOG("grants in use: %ld before the test, %ld 2 s after (%s)",
+					     in_use, now_in_use,
+					     now_in_use > in_use ? "left behind" :
+					     "fewer: released from before it, or miscounted");
+	EXPECT_EQ(deferred, now_deferred) TH_LOG("deferred grants: %ld before the test, %ld 2 s after",
+						 deferred, now_deferred);
+}
+
+/*
+ * Every test gets a fresh file and the default limit back afterwards; on
+ * ours, the test must leave no grant behind (expect_counters_back()).
+ */
 FIXTURE(gnt)
 {
 	int fd;
 	long limit;
+	long in_use, deferred; /* ours: the counters at setup; -1 on the C reference */
 };
 
 FIXTURE_SETUP(gnt)
@@ -36,12 +74,26 @@ FIXTURE_SETUP(gnt)
 	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", GNTALLOC_DEV, strerror(errno));
 	self->limit = get_limit();
 	ASSERT_LT(0, self->limit);
+	self->in_use = self->deferred = -1;
+	if (is_rust()) {
+		self->in_use = rust_stat("in_use");
+		self->deferred = rust_stat("deferred");
+		ASSERT_LE(0, self->in_use) TH_LOG("no debugfs counters");
+		ASSERT_LE(0, self->deferred) TH_LOG("no debugfs counters");
+	}
 }
 
+/*
+ * The fixture's file is closed first: grants a test leaves in it are
+ * released with it, legitimately. Skipped after a failure: a failed ASSERT
+ * runs this while the test's mappings and files are still there.
+ */
 FIXTURE_TEARDOWN(gnt)
 {
 	close(self->fd);
 	set_limit(self->limit);
+	if (self->in_use >= 0 && _metadata->exit_code != KSFT_FAIL)
+		expect_counters_back(_metadata, self->in_use, self->deferred);
 }
 
 TEST(device_node_exists)
@@ -94,36 +146,73 @@ TEST_F(gnt, alloc_count_zero)
 	EXPECT_EQ(page_size(), idx2);
 }
 
-/* The header is written back whole (padding included), then the ids. */
+/*
+ * The header is written back whole (padding included), then the ids. The
+ * buffer is prefilled with a distinct value in every byte, and each id slot
+ * with the ref of a grant that another file holds meanwhile: a plausible ref
+ * (>= 8) that cannot be handed out again while it lives, so that an id slot
+ * the kernel did not write (or wrote the wrong bytes to) cannot pass for a
+ * new grant's ref.
+ */
+static void alloc_writeback_prefill(uint8_t *buf, size_t len, const uint32_t *live, uint32_t n)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = 0xc0 + i;
+	memcpy(buf + offsetof(struct ioctl_gntalloc_alloc_gref, gref_ids), live, 4 * n);
+}
+
 TEST_F(gnt, alloc_writeback)
 {
 	uint8_t buf[40];
 	struct ioctl_gntalloc_alloc_gref *op = (void *)buf;
-	uint32_t ids[2];
+	uint32_t live[3], ids[3];
+	int fd2;
 
-	memset(buf, 0xa5, sizeof(buf));
+	fd2 = open(GNTALLOC_DEV, O_RDWR);
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, gnt_alloc(fd2, 3, 0, NULL, live));
+	for (int k = 0; k < 3; k++) {
+		ASSERT_LE(8, live[k]);
+		ASSERT_NE(live[k], live[(k + 1) % 3]);
+	}
+
+	alloc_writeback_prefill(buf, sizeof(buf), live, 1);
 	op->domid = 0;
 	op->flags = GNTALLOC_FLAG_WRITABLE;
 	op->count = 1;
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
+	EXPECT_EQ(0, op->domid);
+	EXPECT_EQ(GNTALLOC_FLAG_WRITABLE, op->flags);
+	EXPECT_EQ(1, op->count);
 	EXPECT_EQ(0, op->index);
-	EXPECT_LE(8, op->gref_ids[0]);
+	memcpy(&ids[0], op->gref_ids, 4);
 	for (int i = 20; i < 40; i++) {
-		EXPECT_EQ(0xa5, buf[i]) TH_LOG("byte %d changed", i);
+		EXPECT_EQ((uint8_t)(0xc0 + i), buf[i]) TH_LOG("byte %d changed", i);
 	}
 
-	memset(buf, 0xa5, sizeof(buf));
+	alloc_writeback_prefill(buf, sizeof(buf), live + 1, 2);
 	op->domid = 0;
 	op->flags = 0;
 	op->count = 2;
 	ASSERT_EQ(0, ioctl(self->fd, IOCTL_GNTALLOC_ALLOC_GREF, op));
+	EXPECT_EQ(0, op->domid);
+	EXPECT_EQ(0, op->flags);
+	EXPECT_EQ(2, op->count);
 	EXPECT_EQ(page_size(), op->index);
-	memcpy(ids, op->gref_ids_flex, sizeof(ids));
-	EXPECT_LE(8, ids[0]);
-	EXPECT_LE(8, ids[1]);
-	EXPECT_NE(ids[0], ids[1]);
-	for (int i = 24; i < 40; i++)
-		EXPECT_EQ(0xa5, buf[i]);
+	memcpy(&ids[1], op->gref_ids_flex, 2 * 4);
+	for (int i = 24; i < 40; i++) {
+		EXPECT_EQ((uint8_t)(0xc0 + i), buf[i]) TH_LOG("byte %d changed", i);
+	}
+
+	/* Three live grants: three refs, none of them another live grant's. */
+	for (int k = 0; k < 3; k++) {
+		EXPECT_LE(8, ids[k]) TH_LOG("id %d", k);
+		EXPECT_NE(ids[k], ids[(k + 1) % 3]) TH_LOG("ids %d and %d", k, (k + 1) % 3);
+		for (int j = 0; j < 3; j++) {
+			EXPECT_NE(live[j], ids[k]) TH_LOG("id %d: a prefilled live ref", k);
+		}
+	}
+	close(fd2);
 }
 
 /* ALLOC reads exactly 24 bytes and writes 16 + 4 * count. */
@@ -333,15 +422,96 @@ TEST_F(gnt, mmap_must_be_shared)
 }
 
 /*
+ * Every 4K frame of a mapping gets a marker of its own: 32-bit word w of
+ * frame k (the grant's number in its allocation) under `seed`. No byte of a
+ * marker is 0, so that a watched notify byte stays set. Frames < 128.
+ */
+static uint32_t frame_marker(uint32_t seed, uint32_t frame, uint32_t word)
+{
+	return 0x80808080u | (seed & 0x7f) << 24 | (frame & 0x7f) << 16 | (word >> 7 & 0x7f) << 8 |
+	       (word & 0x7f);
+}
+
+/* Writes the markers of frames first .. first + n - 1 to `at`, frame first's start. */
+static void frames_fill(volatile uint8_t *at, uint32_t first, uint32_t n, uint32_t seed)
+{
+	volatile uint32_t *w = (volatile uint32_t *)at;
+
+	for (uint32_t k = 0; k < n; k++)
+		for (uint32_t i = 0; i < XPAGE / 4; i++)
+			w[k * (XPAGE / 4) + i] = frame_marker(seed, first + k, i);
+}
+
+/* The first of those frames at `at` that does not hold its markers, or -1. */
+static long frames_check(const volatile uint8_t *at, uint32_t first, uint32_t n, uint32_t seed)
+{
+	const volatile uint32_t *w = (const volatile uint32_t *)at;
+
+	for (uint32_t k = 0; k < n; k++)
+		for (uint32_t i = 0; i < XPAGE / 4; i++)
+			if (w[k * (XPAGE / 4) + i] != frame_marker(seed, first + k, i))
+				return first + k;
+	return -1;
+}
+
+/* Offset of the first byte of [at, at + len) that is not 0, or -1. */
+static long first_nonzero(const volatile uint8_t *at, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (at[i])
+			return i;
+	return -1;
+}
+
+/*
+ * How many of the 4K frames of [at, at + len) the process can read (with
+ * `write_too`: read and write), probed at each frame's first byte by having
+ * the kernel copy it through a pipe: a copy from or to memory not mapped that
+ * way fails with EFAULT instead of faulting the process. The write probe puts
+ * back the byte that was there. -1 if a probe failed otherwise.
+ */
+static long frames_accessible(volatile uint8_t *at, size_t len, int write_too)
+{
+	long n = 0;
+	int pfd[2];
+	char c;
+
+	if (pipe(pfd))
+		return -1;
+	for (size_t off = 0; off < len && n >= 0; off += XPAGE) {
+		ssize_t r = write(pfd[1], (const void *)(at + off), 1);
+
+		if (r < 0 && errno == EFAULT)
+			continue; /* not readable */
+		if (r != 1) {
+			n = -1;
+			break;
+		}
+		/* The byte is in the pipe: back into the frame, or drained. */
+		r = read(pfd[0], write_too ? (void *)(at + off) : &c, 1);
+		if (r == 1)
+			n++;
+		else if (r >= 0 || errno != EFAULT || read(pfd[0], &c, 1) != 1)
+			n = -1; /* but EFAULT: not writable, and the byte drained */
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	return n;
+}
+
+/*
  * Page ranges: the allocations are whole pages of grants (3 and 1 on 4K
- * kernels), so that any page-aligned sub-range is a set of whole grants. On
- * 64K kernels, a few grants and their page's padding, and a page with a
+ * kernels), so that any page-aligned sub-range is a set of whole grants. Every
+ * 4K frame gets its own marker, written through one mapping and read back,
+ * all of it, through every other mapping of that frame; frames stay zeroed
+ * until written and keep their bytes across mappings while their grants live.
+ * On 64K kernels, a few grants and their page's padding, and a page with a
  * deallocated grant, too.
  */
 TEST_F(gnt, mmap_ranges)
 {
 	long ps = page_size(), gpp = grants_per_page();
-	uint8_t *all, *mid, *tail;
+	uint8_t *all, *mid, *tail, *p;
 	uint64_t a, b;
 
 	ASSERT_EQ(0, gnt_alloc(self->fd, 3 * gpp, 0, &a, NULL));
@@ -357,25 +527,35 @@ TEST_F(gnt, mmap_ranges)
 	ASSERT_NE(MAP_FAILED, mid);
 	tail = gnt_map(self->fd, a + 2 * ps, 2 * ps);
 	ASSERT_NE(MAP_FAILED, tail);
-	for (int i = 0; i < 4; i++)
-		EXPECT_EQ(0, all[i * ps + 7]) TH_LOG("pages must be zeroed");
-	all[ps + 5] = 0x11;
-	all[2 * ps + 6] = 0x22;
-	all[3 * ps + 7] = 0x33;
-	EXPECT_EQ(0x11, mid[5]);
-	EXPECT_EQ(0x22, tail[6]);
-	EXPECT_EQ(0x33, tail[ps + 7]);
+	EXPECT_EQ(-1, first_nonzero(all, 4 * ps)) TH_LOG("pages must be zeroed");
+	/* Written through the whole mapping, seen through the ranges... */
+	frames_fill(all, 0, 4 * gpp, 1);
+	EXPECT_EQ(-1, frames_check(all, 0, 4 * gpp, 1));
+	EXPECT_EQ(-1, frames_check(mid, gpp, gpp, 1));
+	EXPECT_EQ(-1, frames_check(tail, 2 * gpp, 2 * gpp, 1));
+	/* ...and written through the ranges, seen through the whole mapping. */
+	frames_fill(mid, gpp, gpp, 2);
+	frames_fill(tail, 2 * gpp, 2 * gpp, 3);
+	EXPECT_EQ(-1, frames_check(all, 0, gpp, 1));
+	EXPECT_EQ(-1, frames_check(all + ps, gpp, gpp, 2));
+	EXPECT_EQ(-1, frames_check(all + 2 * ps, 2 * gpp, 2 * gpp, 3));
 	munmap(all, 4 * ps);
 	munmap(mid, ps);
 	munmap(tail, 2 * ps);
-	/* A hole after DEALLOC. */
+	/* A hole after DEALLOC; the pages around it keep their grants and bytes. */
 	ASSERT_EQ(0, gnt_dealloc(self->fd, a + ps, gpp));
 	EXPECT_EQ(MAP_FAILED, gnt_map(self->fd, a, 2 * ps));
 	EXPECT_EQ(ENOENT, errno);
-	EXPECT_NE(MAP_FAILED, gnt_map(self->fd, a + 2 * ps, 2 * ps));
+	p = gnt_map(self->fd, a + 2 * ps, 2 * ps);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, frames_check(p, 2 * gpp, 2 * gpp, 3));
+	munmap(p, 2 * ps);
+	p = gnt_map(self->fd, a, ps);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, frames_check(p, 0, gpp, 1));
+	munmap(p, ps);
 	if (gpp > 1) {
 		uint64_t c;
-		uint8_t *p;
 
 		/* 3 grants: one page, its padding mapped along, nothing after it. */
 		ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &c, NULL));
@@ -383,8 +563,12 @@ TEST_F(gnt, mmap_ranges)
 		EXPECT_EQ(ENOENT, errno);
 		p = gnt_map(self->fd, c, ps);
 		ASSERT_NE(MAP_FAILED, p);
-		EXPECT_EQ(0, p[2 * XPAGE + 9]);
-		EXPECT_EQ(0, p[ps - 1]);
+		EXPECT_EQ(-1, first_nonzero(p, ps)) TH_LOG("grants and padding must be zeroed");
+		frames_fill(p, 0, 3, 4);
+		munmap(p, ps);
+		p = gnt_map(self->fd, c, ps);
+		ASSERT_NE(MAP_FAILED, p);
+		EXPECT_EQ(-1, frames_check(p, 0, 3, 4));
 		munmap(p, ps);
 		/* A page missing one of its grants, in the middle or first, cannot be mapped. */
 		ASSERT_EQ(0, gnt_dealloc(self->fd, c + XPAGE, 1));
@@ -636,26 +820,50 @@ TEST_F(gnt, two_mmaps_release_after_both)
 	watch_done(&w);
 }
 
-/* Four pages of grants (4 on 4K kernels), split into four VMAs. */
+/*
+ * Four pages of grants (4 on 4K kernels), split into four VMAs by an mprotect
+ * and partial munmaps. Every 4K frame carries its own marker: each remaining
+ * piece keeps showing its own frames, the read-only piece takes no writes,
+ * the unmapped pieces are gone, and nothing is released (the watched grant 0
+ * is not notified) until the last piece goes.
+ */
 TEST_F(gnt, partial_munmap_and_mprotect)
 {
-	long ps = page_size();
-	uint32_t n = 4 * grants_per_page();
+	long ps = page_size(), gpp = grants_per_page();
+	uint32_t n = 4 * gpp;
 	struct watched w = { 0 };
 	uint8_t *p;
 
 	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, n));
 	p = gnt_map(self->fd, w.idx, 4 * ps);
 	ASSERT_NE(MAP_FAILED, p);
+	frames_fill(p, 0, n, 1); /* no byte 0: the watched byte stays set */
+	if (!w.by_event) {
+		EXPECT_EQ(-1, frames_check(remote_frame(&w.r, 0), 0, 1, 1)) TH_LOG("remote's grant 0");
+	}
 	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, n));
 	ASSERT_EQ(0, mprotect(p + ps, ps, PROT_READ));
+	EXPECT_EQ(-1, frames_check(p, 0, n, 1));
+	EXPECT_EQ(gpp, frames_accessible(p, ps, 1));
+	EXPECT_EQ(0, frames_accessible(p + ps, ps, 1)) TH_LOG("the read-only piece took writes");
+	EXPECT_EQ(2 * gpp, frames_accessible(p + 2 * ps, 2 * ps, 1));
 	ASSERT_EQ(0, munmap(p, ps)); /* head, holding the watched page */
+	EXPECT_EQ(0, frames_accessible(p, ps, 0));
 	EXPECT_FALSE(fired(&w));
+	EXPECT_EQ(-1, frames_check(p + ps, gpp, 3 * gpp, 1));
 	ASSERT_EQ(0, munmap(p + 2 * ps, ps)); /* middle */
+	EXPECT_EQ(0, frames_accessible(p + 2 * ps, ps, 0));
 	EXPECT_FALSE(fired(&w));
-	p[3 * ps] = 1;
+	EXPECT_EQ(-1, frames_check(p + ps, gpp, gpp, 1));
+	EXPECT_EQ(-1, frames_check(p + 3 * ps, 3 * gpp, gpp, 1));
+	frames_fill(p + 3 * ps, 3 * gpp, gpp, 2);
+	EXPECT_EQ(-1, frames_check(p + 3 * ps, 3 * gpp, gpp, 2));
 	ASSERT_EQ(0, munmap(p + 3 * ps, ps)); /* tail */
+	EXPECT_EQ(0, frames_accessible(p + 3 * ps, ps, 0));
 	EXPECT_FALSE(fired(&w));
+	EXPECT_EQ(-1, frames_check(p + ps, gpp, gpp, 1));
+	EXPECT_EQ(gpp, frames_accessible(p + ps, ps, 0));
+	EXPECT_EQ(0, frames_accessible(p + ps, ps, 1));
 	ASSERT_EQ(0, munmap(p + ps, ps)); /* the last piece */
 	EXPECT_TRUE(fired(&w));
 	watch_done(&w);
@@ -744,6 +952,7 @@ TEST_F(gnt, madv_dontfork)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status));
 	EXPECT_EQ(SIGSEGV, WTERMSIG(status));
+	munmap((void *)p, page_size()); /* it holds the grant (and the file) */
 }
 
 TEST_F(gnt, close_while_mapped)
@@ -874,22 +1083,48 @@ TEST_F(gnt, dealloc_fires_notify_despite_concurrent_notify)
 				  late, rounds);
 }
 
+/*
+ * A notification fires once, on its own port, when its grant goes:
+ * re-registering the same port keeps one notification (and one reference), a
+ * cancelled one never fires, and nothing fires again afterwards. Each grant
+ * has a port of its own, so that two sends cannot merge into one pending
+ * event; the grants go one at a time.
+ */
 TEST_F(gnt, notify_event_once)
 {
-	struct evtchn_loop e = { 0 };
+	struct evtchn_loop e0 = { 0 }, e1 = { 0 };
 	uint64_t idx;
 
-	ASSERT_EQ(0, evtchn_loop_open(&e));
+	ASSERT_EQ(0, evtchn_loop_open(&e0));
+	ASSERT_EQ(0, evtchn_loop_open(&e1));
 	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e0.port));
 	/* Re-registering the same port holds one reference, not two. */
-	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, e.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, e0.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, e1.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, 0, 0)); /* cancelled */
-	EXPECT_EQ(0, evtchn_loop_events(&e, 100));
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 2));
-	EXPECT_EQ(1, evtchn_loop_events(&e, 1000));
-	evtchn_loop_close(&e);
+	EXPECT_EQ(0, evtchn_loop_events(&e0, 100));
+	EXPECT_EQ(0, evtchn_loop_events(&e1, 100));
+	/* The cancelled grant goes first: nothing fires, on either port. */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + XPAGE, 1));
+	EXPECT_EQ(0, evtchn_loop_events(&e1, 200)) TH_LOG("the cancelled notification fired");
+	EXPECT_EQ(0, evtchn_loop_events(&e0, 100)) TH_LOG("fired for the other grant");
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+	EXPECT_EQ(1, evtchn_loop_events(&e0, 1000));
+	EXPECT_EQ(0, evtchn_loop_events(&e1, 100));
+	/* Nothing fires again when the file goes. */
+	close(self->fd);
+	self->fd = open(GNTALLOC_DEV, O_RDWR);
+	EXPECT_EQ(0, evtchn_loop_events(&e0, 100)) TH_LOG("fired again");
+	EXPECT_EQ(0, evtchn_loop_events(&e1, 100));
+	/* No reference left on either port: each closes with its evtchn fd. */
+	close(e0.lfd);
+	close(e1.lfd);
+	e0.lfd = e1.lfd = -1;
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(e0.port)) TH_LOG("a reference on e0 kept");
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(e1.port)) TH_LOG("a reference on e1 kept");
+	evtchn_loop_close(&e0);
+	evtchn_loop_close(&e1);
 }
 
 /* The notify's reference keeps the port alive after its evtchn fd is closed. */
@@ -1039,40 +1274,59 @@ TEST_F(gnt, notify_per_page_ports)
 
 /*
  * The notify holds exactly one reference on its port: re-registering P keeps
- * one, switching to Q drops P's, action 0 drops Q's, and teardown drops the
+ * one, switching to Q drops P's, action 0 drops S's, and teardown drops the
  * last. Seen through the port's state in Xen once its evtchn fd is closed:
- * a port nobody references any more is closed.
+ * a port nobody references any more is closed. And only the ports still
+ * registered at teardown get an event, exactly one each: every port is
+ * distinct, and the grants go one DEALLOC at a time, so that no send can
+ * hide behind another one's pending event.
  */
 TEST_F(gnt, notify_port_references)
 {
-	struct evtchn_loop p = { 0 }, q = { 0 }, r = { 0 };
+	struct evtchn_loop p = { 0 }, q = { 0 }, r = { 0 }, s = { 0 };
 	uint64_t idx;
 
 	ASSERT_EQ(0, evtchn_loop_open(&p));
 	ASSERT_EQ(0, evtchn_loop_open(&q));
 	ASSERT_EQ(0, evtchn_loop_open(&r));
+	ASSERT_EQ(0, evtchn_loop_open(&s));
 	ASSERT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(p.port));
-	ASSERT_EQ(0, gnt_alloc(self->fd, 2, 0, &idx, NULL));
+	ASSERT_EQ(0, gnt_alloc(self->fd, 3, 0, &idx, NULL));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, p.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx, UNMAP_NOTIFY_SEND_EVENT, q.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, r.port));
 	ASSERT_EQ(0, gnt_notify(self->fd, idx + XPAGE, UNMAP_NOTIFY_SEND_EVENT, r.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 2 * XPAGE, UNMAP_NOTIFY_SEND_EVENT, s.port));
 	close(p.lfd);
 	close(q.lfd);
 	close(r.lfd);
-	p.lfd = q.lfd = r.lfd = -1;
+	close(s.lfd);
+	p.lfd = q.lfd = r.lfd = s.lfd = -1;
 	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(p.port)) TH_LOG("P still referenced");
 	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(q.port));
 	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(r.port));
-	ASSERT_EQ(0, gnt_notify(self->fd, idx, 0, 0));
+	EXPECT_EQ(EVTCHN_STATE_INTERDOMAIN, evtchn_status(s.port));
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 2 * XPAGE, 0, 0));
+	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(s.port)) TH_LOG("S still referenced");
+	/* The first grant notifies Q, the port it was switched to, and only Q. */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+	EXPECT_EQ(1, evtchn_loop_events(&q, 1000));
+	EXPECT_EQ(0, evtchn_loop_events(&p, 100)) TH_LOG("P notified after the switch to Q");
+	EXPECT_EQ(0, evtchn_loop_events(&r, 100));
+	EXPECT_EQ(0, evtchn_loop_events(&s, 100));
 	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(q.port)) TH_LOG("Q still referenced");
-	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 2));
+	/* The second notifies R once; the third, cancelled, nobody. */
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx + XPAGE, 2));
 	EXPECT_EQ(1, evtchn_loop_events(&r, 1000));
+	EXPECT_EQ(0, evtchn_loop_events(&s, 100)) TH_LOG("S notified after action 0");
+	EXPECT_EQ(0, evtchn_loop_events(&q, 100));
+	EXPECT_EQ(0, evtchn_loop_events(&p, 100));
 	EXPECT_EQ(EVTCHN_STATE_CLOSED, evtchn_status(r.port)) TH_LOG("R referenced twice");
 	evtchn_loop_close(&p);
 	evtchn_loop_close(&q);
 	evtchn_loop_close(&r);
+	evtchn_loop_close(&s);
 }
 
 /*
