@@ -183,12 +183,15 @@ static inline long module_pages(void)
 		if (strstr(line, tag))
 			ours = 1;
 		/*
-		 * Slab pages outlive the objects that made the cache grow, and
-		 * the grant table never shrinks once grown: not the module's.
+		 * Slab pages outlive the objects that made the cache grow, the
+		 * grant table never shrinks once grown, and the page tables that
+		 * an mmap of ours needed belong to the process: not the module's.
 		 */
 		else if (strstr(line, "slab_alloc") || strstr(line, "new_slab") ||
 			 strstr(line, "kmalloc_large") || strstr(line, "grow_gnttab_list") ||
-			 strstr(line, "gnttab_expand"))
+			 strstr(line, "gnttab_expand") || strstr(line, "pte_alloc") ||
+			 strstr(line, "pmd_alloc") || strstr(line, "pud_alloc") ||
+			 strstr(line, "p4d_alloc") || strstr(line, "pagetable_alloc"))
 			other = 1;
 		else if (sscanf(line, "nr_base_pages: %ld", &n) == 1 && ours && !other)
 			total += n;
