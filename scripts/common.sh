@@ -20,6 +20,8 @@ XGR_KSRC_TARBALL=/usr/src/linux-source-$XGR_KVER.tar.xz
 XGR_XEN=$XGR_CACHE/xen/xen-4.20
 XGR_XEN_ARM64=$XGR_CACHE/xen/xen-4.20-arm64
 XGR_BUSYBOX_ARM64=$XGR_CACHE/xen/busybox-arm64
+# dom0's root in the two-domain pass: Debian trixie with Xen 4.20's toolstack (setup).
+XGR_TOOLSTACK_ROOT=$XGR_CACHE/toolstack-root.cpio.gz
 
 xgr_die() {
 	echo "error: $*" >&2

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The guest's half of the two-domain tests: runs in the domU and does what
+ * dom0's xdom_test asks through xenstore (see xdom.h), one command at a time,
+ * with the module under test that the guest's init loaded:
+ *
+ *   hello                     -> ok DOMID PAGE_SIZE MODULE
+ *   share ID N DOMID RW       -> ok REF... : N pages shared with DOMID through
+ *                                the module (xengntshr_share_pages), filled
+ *                                with side 1's bytes of share ID
+ *   check ID WHO              -> share ID holds side WHO's bytes
+ *   unshare ID                -> xengntshr_unshare
+ *   map ID DOMID RW REF...    -> maps DOMID's grants (xengnttab), -> ok | err ERRNO
+ *   mcheck ID WHO, mwrite ID WHO, unmap ID: the same for a mapping
+ *   stats                     -> ok IN_USE DEFERRED (-1 -1 on the C reference)
+ *   notify PORT               -> binds dom0's unbound PORT, then a child shares
+ *                                one page with dom0 with the byte at offset 0
+ *                                (0xa5) and that event as unmap notification,
+ *                                and waits -> ok REF
+ *   kill                      -> SIGKILLs that child (its file closes)
+ *   exit
+ */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <xenevtchn.h>
+
+#include "xdom.h"
+
+struct area {
+	uint8_t *addr;
+	unsigned int n;
+};
+
+static struct xs_handle *xs;
+static xengntshr_handle *gs;
+static xengnttab_handle *gt;
+static xenevtchn_handle *xce;
+static struct area shares[256], maps[256];
+static pid_t notifier = -1;
+
+static const char *loaded_module(void)
+{
+	if (access("/sys/module/xen_gntalloc_rs", F_OK) == 0)
+		return "rust";
+	if (access("/sys/module/xen_gntalloc", F_OK) == 0)
+		return "c";
+	return "none";
+}
+
+static struct area *slot(struct area *table, const char *arg)
+{
+	unsigned long id = strtoul(arg ? arg : "", NULL, 0);
+
+	return id < 256 ? &table[id] : NULL;
+}
+
+static void handle(char *line, char *out, size_t len)
+{
+	char *save = NULL, *verb = strtok_r(line, " ", &save);
+	char *a1 = strtok_r(NULL, " ", &save);
+	char msg[160];
+
+	if (!verb) {
+		snprintf(out, len, "err empty command");
+	} else if (strcmp(verb, "hello") == 0) {
+		char *dom = xs_read(xs, XBT_NULL, "domid", NULL);
+
+		snprintf(out, len, "ok %s %ld %s", dom ? dom : "?", sysconf(_SC_PAGESIZE),
+			 loaded_module());
+		free(dom);
+	} else if (strcmp(verb, "share") == 0) {
+		struct area *s = slot(shares, a1);
+		unsigned int n = strtoul(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
+		uint32_t domid = strtoul(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
+		int rw = atoi(strtok_r(NULL, " ", &save) ?: "1");
+		uint32_t refs[XDOM_MAX_PAGES];
+		int off;
+
+		if (!s || s->addr || n == 0 || n > XDOM_MAX_PAGES) {
+			snprintf(out, len, "err bad share request");
+			return;
+		}
+		s->addr = xengntshr_share_pages(gs, domid, n, refs, rw);
+		if (!s->addr) {
+			snprintf(out, len, "err %d share_pages: %s", errno, strerror(errno));
+			return;
+		}
+		s->n = n;
+		xdom_fill(s->addr, 1, atoi(a1), 0, n);
+		off = snprintf(out, len, "ok");
+		for (unsigned int k = 0; k < n && off < (int)len; k++)
+			off += snprintf(out + off, len - off, " %u", refs[k]);
+	} else if (strcmp(verb, "check") == 0 || strcmp(verb, "mcheck") == 0) {
+		struct area *s = slot(verb[0] == 'm' ? maps : shares, a1);
+		int who = atoi(strtok_r(NULL, " ", &save) ?: "0");
+
+		if (!s || !s->addr)
+			snprintf(out, len, "err no such area");
+		else if (xdom_check(s->addr, who, atoi(a1), 0, s->n, msg, sizeof(msg)))
+			snprintf(out, len, "err %s", msg);
+		else
+			snprintf(out, len, "ok");
+	} else if (strcmp(verb, "mwrite") == 0) {
+		struct area *s = slot(maps, a1);
+		int who = atoi(strtok_r(NULL, " ", &save) ?: "0");
+
+		if (!s || !s->addr)
+			snprintf(out, len, "err no such mapping");
+		else
+			xdom_fill(s->addr, who, atoi(a1), 0, s->n), snprintf(out, len, "ok");
+	} else if (strcmp(verb, "unshare") == 0) {
+		struct area *s = slot(shares, a1);
+
+		if (!s || !s->addr) {
+			snprintf(out, len, "err no such share");
+			return;
+		}
+		if (xengntshr_unshare(gs, s->addr, s->n))
+			snprintf(out, len, "err unshare: %s", strerror(errno));
+		else
+			snprintf(out, len, "ok");
+		s->addr = NULL;
+	} else if (strcmp(verb, "map") == 0) {
+		struct area *s = slot(maps, a1);
+		uint32_t domid = strtoul(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
+		int rw = atoi(strtok_r(NULL, " ", &save) ?: "1");
+		uint32_t refs[XDOM_MAX_PAGES];
+		unsigned int n = 0;
+		char *r;
+
+		while (n < XDOM_MAX_PAGES && (r = strtok_r(NULL, " ", &save)))
+			refs[n++] = strtoul(r, NULL, 0);
+		if (!s || s->addr || n == 0) {
+			snprintf(out, len, "err bad map request");
+			return;
+		}
+		s->addr = xengnttab_map_domain_grant_refs(gt, n, domid, refs,
+							  PROT_READ | (rw ? PROT_WRITE : 0));
+		if (!s->addr) {
+			snprintf(out, len, "err %d map: %s", errno, strerror(errno));
+			return;
+		}
+		s->n = n;
+		snprintf(out, len, "ok");
+	} else if (strcmp(verb, "unmap") == 0) {
+		struct area *s = slot(maps, a1);
+
+		if (!s || !s->addr) {
+			snprintf(out, len, "err no such mapping");
+			return;
+		}
+		if (xengnttab_unmap(gt, s->addr, s->n))
+			snprintf(out, len, "err unmap: %s", strerror(errno));
+		else
+			snprintf(out, len, "ok");
+		s->addr = NULL;
+	} else if (strcmp(verb, "stats") == 0) {
+		snprintf(out, len, "ok %ld %ld", xdom_rust_stat("in_use"), xdom_rust_stat("deferred"));
+	} else if (strcmp(verb, "notify") == 0) {
+		uint32_t remote_port = strtoul(a1 ? a1 : "", NULL, 0);
+		int pipefd[2];
+		xenevtchn_port_or_error_t port;
+		uint32_t ref = 0;
+
+		if (notifier > 0 || pipe(pipefd)) {
+			snprintf(out, len, "err a notifier already runs");
+			return;
+		}
+		port = xenevtchn_bind_interdomain(xce, 0, remote_port);
+		if (port < 0) {
+			snprintf(out, len, "err bind_interdomain(0, %u): %s", remote_port, strerror(errno));
+			return;
+		}
+		notifier = fork();
+		if (notifier == 0) {
+			/* Its own handle: the share dies with this process (SIGKILL). */
+			xengntshr_handle *mine = xengntshr_open(NULL, 0);
+			uint8_t *p = mine ? xengntshr_share_page_notify(mine, 0, &ref, 1, 0, port) : NULL;
+
+			if (p)
+				p[0] = 0xa5, p[1] = 0x5a;
+			if (write(pipefd[1], &ref, sizeof(ref)) != sizeof(ref) || !p)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		close(pipefd[1]);
+		if (notifier < 0 || read(pipefd[0], &ref, sizeof(ref)) != sizeof(ref) || ref == 0)
+			snprintf(out, len, "err notifier could not share");
+		else
+			snprintf(out, len, "ok %u", ref);
+		close(pipefd[0]);
+	} else if (strcmp(verb, "kill") == 0) {
+		if (notifier <= 0) {
+			snprintf(out, len, "err no notifier");
+			return;
+		}
+		kill(notifier, SIGKILL);
+		waitpid(notifier, NULL, 0);
+		notifier = -1;
+		snprintf(out, len, "ok");
+	} else {
+		snprintf(out, len, "err unknown verb %s", verb);
+	}
+}
+
+int main(void)
+{
+	char last[32] = "", out[1024];
+
+	xs = xs_open(0);
+	gt = xengnttab_open(NULL, 0);
+	xce = xenevtchn_open(NULL, 0);
+	gs = xengntshr_open(NULL, 0);
+	if (!xs || !gt || !xce || !gs) {
+		fprintf(stderr, "xdom_agent: cannot open xenstore, gntdev, evtchn or gntalloc: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	if (!xs_write(xs, XBT_NULL, XDOM_DIR "/cmd", "", 0) ||
+	    !xs_write(xs, XBT_NULL, XDOM_DIR "/resp", "", 0) ||
+	    !xs_write(xs, XBT_NULL, XDOM_DIR "/ready", "1", 1)) {
+		fprintf(stderr, "xdom_agent: cannot write %s: %s\n", XDOM_DIR, strerror(errno));
+		return 1;
+	}
+	printf("xdom_agent: ready\n");
+	fflush(stdout);
+	for (;;) {
+		unsigned int n;
+		char *cmd = xs_read(xs, XBT_NULL, XDOM_DIR "/cmd", &n), *sp;
+
+		if (!cmd || n == 0 || !(sp = strchr(cmd, ' ')) || (size_t)(sp - cmd) >= sizeof(last) ||
+		    (strncmp(cmd, last, sp - cmd) == 0 && last[sp - cmd] == '\0')) {
+			free(cmd);
+			usleep(5000);
+			continue;
+		}
+		*sp = '\0';
+		snprintf(last, sizeof(last), "%s", cmd);
+		printf("xdom_agent: %s %s\n", cmd, sp + 1);
+		int off = snprintf(out, sizeof(out), "%s ", cmd);
+		int quit = strcmp(sp + 1, "exit") == 0;
+
+		if (quit)
+			snprintf(out + off, sizeof(out) - off, "ok");
+		else
+			handle(sp + 1, out + off, sizeof(out) - off);
+		printf("xdom_agent: -> %s\n", out);
+		fflush(stdout);
+		free(cmd);
+		if (!xs_write(xs, XBT_NULL, XDOM_DIR "/resp", out, strlen(out)))
+			fprintf(stderr, "xdom_agent: cannot write resp: %s\n", strerror(errno));
+		if (quit)
+			return 0;
+	}
+}

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Grants between two real domains (run-qemu --domu pv|pvh): dom0 runs this,
+ * the guest (XGR_GUEST_DOMID) runs xdom_agent, and the module under test is
+ * loaded in both. "guest_grants_*" tests are the module in the guest granting
+ * to dom0; "dom0_grants_*" the module in dom0 granting to the guest. Each side
+ * shares with libxengnttab's xengntshr_* and maps with xengnttab_*.
+ *
+ * The last test destroys the guest (xl destroy): run the program once per
+ * guest, in order.
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <xenevtchn.h>
+
+#include "kselftest_harness.h"
+#include "xdom.h"
+
+FIXTURE(xdom)
+{
+	struct xs_handle *xs;
+	xengnttab_handle *gt;
+	xengntshr_handle *gs;
+	unsigned int domid;
+	char dir[64];
+	char resp[1024];
+};
+
+static unsigned int seq;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Sends one command to the agent and waits (up to 60 s) for its answer, left
+ * in self->resp without the sequence number. Returns 0 if it starts with "ok".
+ */
+static int agent(FIXTURE_DATA(xdom) *self, const char *fmt, ...)
+{
+	char cmd[1024], path[96], tag[32];
+	unsigned int id = getpid() * 1000 + ++seq, len;
+	int off = snprintf(cmd, sizeof(cmd), "%u ", id);
+	double deadline = now() + 60;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd + off, sizeof(cmd) - off, fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/cmd", self->dir);
+	if (!xs_write(self->xs, XBT_NULL, path, cmd, strlen(cmd))) {
+		snprintf(self->resp, sizeof(self->resp), "err xs_write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/resp", self->dir);
+	snprintf(tag, sizeof(tag), "%u ", id);
+	while (now() < deadline) {
+		char *r = xs_read(self->xs, XBT_NULL, path, &len);
+
+		if (r && strncmp(r, tag, strlen(tag)) == 0) {
+			snprintf(self->resp, sizeof(self->resp), "%s", r + strlen(tag));
+			free(r);
+			return strncmp(self->resp, "ok", 2) == 0 ? 0 : -1;
+		}
+		free(r);
+		usleep(2000);
+	}
+	snprintf(self->resp, sizeof(self->resp), "err no answer to \"%s\" in 60 s", cmd);
+	return -1;
+}
+
+/* The refs of an "ok REF..." answer. */
+static unsigned int parse_refs(const char *resp, uint32_t *refs, unsigned int max)
+{
+	unsigned int n = 0;
+	const char *p = resp + 2;
+	char *end;
+
+	while (n < max) {
+		unsigned long v = strtoul(p, &end, 0);
+
+		if (end == p)
+			break;
+		refs[n++] = v;
+		p = end;
+	}
+	return n;
+}
+
+/* " REF REF ..." for a map command. */
+static const char *ref_list(const uint32_t *refs, unsigned int n)
+{
+	static char buf[XDOM_MAX_PAGES * 12];
+	int off = 0;
+
+	buf[0] = '\0';
+	for (unsigned int k = 0; k < n; k++)
+		off += snprintf(buf + off, sizeof(buf) - off, " %u", refs[k]);
+	return buf;
+}
+
+static int rust(void)
+{
+	const char *m = getenv("XGR_MODULE");
+
+	return m && strcmp(m, "rust") == 0;
+}
+
+FIXTURE_SETUP(xdom)
+{
+	const char *d = getenv("XGR_GUEST_DOMID");
+
+	ASSERT_NE(NULL, d) TH_LOG("XGR_GUEST_DOMID is not set");
+	self->domid = strtoul(d, NULL, 0);
+	ASSERT_LT(0, self->domid);
+	snprintf(self->dir, sizeof(self->dir), "/local/domain/%u/" XDOM_DIR, self->domid);
+	self->xs = xs_open(0);
+	ASSERT_NE(NULL, self->xs) TH_LOG("xs_open: %s", strerror(errno));
+	self->gt = xengnttab_open(NULL, 0);
+	ASSERT_NE(NULL, self->gt) TH_LOG("xengnttab_open: %s", strerror(errno));
+	self->gs = xengntshr_open(NULL, 0);
+	ASSERT_NE(NULL, self->gs) TH_LOG("xengntshr_open: %s", strerror(errno));
+	ASSERT_EQ(0, agent(self, "hello")) TH_LOG("agent: %s", self->resp);
+	TH_LOG("guest %u: %s", self->domid, self->resp);
+}
+
+FIXTURE_TEARDOWN(xdom)
+{
+	xengntshr_close(self->gs);
+	xengnttab_close(self->gt);
+	xs_close(self->xs);
+}
+
+/*
+ * The guest shares n = 1..40 pages with dom0: each ref, mapped on its own,
+ * shows that grant's bytes; all n mapped at once show all of them; dom0's
+ * writes through each reach the guest's pages, each in its own place.
+ */
+TEST_F(xdom, guest_grants_pages_each_own_bytes)
+{
+	char msg[160];
+	uint32_t refs[40];
+
+	for (unsigned int n = 1; n <= 40; n++) {
+		ASSERT_EQ(0, agent(self, "share %u %u 0 1", n, n)) TH_LOG("share %u: %s", n, self->resp);
+		ASSERT_EQ(n, parse_refs(self->resp, refs, 40));
+		for (unsigned int k = 0; k < n; k++) {
+			uint8_t *p = xengnttab_map_grant_ref(self->gt, self->domid, refs[k],
+							     PROT_READ | PROT_WRITE);
+
+			ASSERT_NE(NULL, p) TH_LOG("map ref %u (%u of %u): %s", refs[k], k, n,
+						  strerror(errno));
+			ASSERT_EQ(0, xdom_check(p, 1, n, k, 1, msg, sizeof(msg))) TH_LOG("n %u: %s", n, msg);
+			xdom_fill(p, 2, n, k, 1);
+			ASSERT_EQ(0, xengnttab_unmap(self->gt, p, 1));
+		}
+		uint8_t *all = xengnttab_map_domain_grant_refs(self->gt, n, self->domid, refs,
+							       PROT_READ);
+
+		ASSERT_NE(NULL, all) TH_LOG("map %u refs at once: %s", n, strerror(errno));
+		ASSERT_EQ(0, xdom_check(all, 2, n, 0, n, msg, sizeof(msg))) TH_LOG("n %u: %s", n, msg);
+		ASSERT_EQ(0, xengnttab_unmap(self->gt, all, n));
+		ASSERT_EQ(0, agent(self, "check %u 2", n)) TH_LOG("n %u: guest sees %s", n, self->resp);
+		ASSERT_EQ(0, agent(self, "unshare %u", n)) TH_LOG("%s", self->resp);
+	}
+}
+
+/* The same the other way: dom0's module grants n = 1..40 pages to the guest. */
+TEST_F(xdom, dom0_grants_pages_each_own_bytes)
+{
+	char msg[160];
+	uint32_t refs[40];
+
+	for (unsigned int n = 1; n <= 40; n++) {
+		uint8_t *p = xengntshr_share_pages(self->gs, self->domid, n, refs, 1);
+
+		ASSERT_NE(NULL, p) TH_LOG("share_pages(%u): %s", n, strerror(errno));
+		xdom_fill(p, 1, 100 + n, 0, n);
+		ASSERT_EQ(0, agent(self, "map %u 0 1%s", 100 + n, ref_list(refs, n)))
+			TH_LOG("n %u: %s", n, self->resp);
+		ASSERT_EQ(0, agent(self, "mcheck %u 1", 100 + n)) TH_LOG("n %u: guest sees %s", n, self->resp);
+		ASSERT_EQ(0, agent(self, "mwrite %u 2", 100 + n)) TH_LOG("%s", self->resp);
+		ASSERT_EQ(0, xdom_check(p, 2, 100 + n, 0, n, msg, sizeof(msg))) TH_LOG("n %u: %s", n, msg);
+		ASSERT_EQ(0, agent(self, "unmap %u", 100 + n)) TH_LOG("%s", self->resp);
+		ASSERT_EQ(0, xengntshr_unshare(self->gs, p, n));
+	}
+}
+
+/*
+ * A grant names the one domain that may map it: a grant the guest issues to
+ * itself or to a domain that does not exist cannot be mapped by dom0 (the
+ * control, the same page granted to dom0, can), and a grant dom0 issues to
+ * another domain cannot be mapped by the guest.
+ */
+TEST_F(xdom, grant_is_for_its_domid_only)
+{
+	uint32_t ref, ref0;
+	void *p;
+
+	ASSERT_EQ(0, agent(self, "share 1 1 %u 1", self->domid)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	EXPECT_EQ(NULL, p) TH_LOG("dom0 mapped ref %u that the guest granted to itself", ref);
+	if (p)
+		xengnttab_unmap(self->gt, p, 1);
+	ASSERT_EQ(0, agent(self, "share 2 1 1000 1")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	EXPECT_EQ(NULL, p) TH_LOG("dom0 mapped ref %u granted to domain 1000", ref);
+	if (p)
+		xengnttab_unmap(self->gt, p, 1);
+	ASSERT_EQ(0, agent(self, "share 3 1 0 1")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref0, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref0, PROT_READ);
+	EXPECT_NE(NULL, p) TH_LOG("control: dom0 cannot map ref %u granted to it: %s", ref0,
+				  strerror(errno));
+	if (p)
+		xengnttab_unmap(self->gt, p, 1);
+	for (int id = 1; id <= 3; id++)
+		EXPECT_EQ(0, agent(self, "unshare %d", id)) TH_LOG("%s", self->resp);
+
+	uint8_t *mine = xengntshr_share_pages(self->gs, 1000, 1, &ref, 1);
+
+	ASSERT_NE(NULL, mine) TH_LOG("share_pages(domid 1000): %s", strerror(errno));
+	EXPECT_NE(0, agent(self, "map 4 0 0 %u", ref)) TH_LOG("the guest mapped a grant for domain 1000");
+	if (strncmp(self->resp, "ok", 2) == 0)
+		agent(self, "unmap 4");
+	EXPECT_EQ(0, xengntshr_unshare(self->gs, mine, 1));
+}
+
+/* A read-only grant maps read-only and no other way, in both directions. */
+TEST_F(xdom, readonly_grant_maps_readonly_only)
+{
+	char msg[160];
+	uint32_t ref;
+	uint8_t *p;
+
+	ASSERT_EQ(0, agent(self, "share 5 1 0 0")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ | PROT_WRITE);
+	EXPECT_EQ(NULL, p) TH_LOG("dom0 mapped a read-only grant writable");
+	if (p)
+		xengnttab_unmap(self->gt, p, 1);
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	ASSERT_NE(NULL, p) TH_LOG("read-only map: %s", strerror(errno));
+	EXPECT_EQ(0, xdom_check(p, 1, 5, 0, 1, msg, sizeof(msg))) TH_LOG("%s", msg);
+	EXPECT_EQ(0, xengnttab_unmap(self->gt, p, 1));
+	EXPECT_EQ(0, agent(self, "unshare 5")) TH_LOG("%s", self->resp);
+
+	p = xengntshr_share_pages(self->gs, self->domid, 1, &ref, 0);
+	ASSERT_NE(NULL, p) TH_LOG("share_pages(read-only): %s", strerror(errno));
+	xdom_fill(p, 1, 6, 0, 1);
+	EXPECT_NE(0, agent(self, "map 7 0 1 %u", ref)) TH_LOG("the guest mapped a read-only grant writable");
+	if (strncmp(self->resp, "ok", 2) == 0)
+		agent(self, "unmap 7");
+	EXPECT_EQ(0, agent(self, "map 6 0 0 %u", ref)) TH_LOG("read-only map: %s", self->resp);
+	EXPECT_EQ(0, agent(self, "mcheck 6 1")) TH_LOG("guest sees %s", self->resp);
+	EXPECT_EQ(0, agent(self, "unmap 6")) TH_LOG("%s", self->resp);
+	EXPECT_EQ(0, xengntshr_unshare(self->gs, p, 1));
+}
+
+/* Once the granting side has unshared (DEALLOC and munmap), a new map of the ref fails. */
+TEST_F(xdom, unshare_revokes_the_grant)
+{
+	uint32_t ref;
+	uint8_t *p;
+
+	ASSERT_EQ(0, agent(self, "share 8 1 0 1")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	ASSERT_NE(NULL, p) TH_LOG("map before unshare: %s", strerror(errno));
+	ASSERT_EQ(0, xengnttab_unmap(self->gt, p, 1));
+	ASSERT_EQ(0, agent(self, "unshare 8")) TH_LOG("%s", self->resp);
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	EXPECT_EQ(NULL, p) TH_LOG("dom0 mapped ref %u after the guest unshared it", ref);
+	if (p)
+		xengnttab_unmap(self->gt, p, 1);
+
+	p = xengntshr_share_pages(self->gs, self->domid, 1, &ref, 1);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, agent(self, "map 9 0 0 %u", ref)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "unmap 9")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, xengntshr_unshare(self->gs, p, 1));
+	EXPECT_NE(0, agent(self, "map 10 0 0 %u", ref)) TH_LOG("the guest mapped ref %u after dom0 unshared it", ref);
+	if (strncmp(self->resp, "ok", 2) == 0)
+		agent(self, "unmap 10");
+}
+
+/* The guest's counters: in_use and deferred (-1 -1 on the C reference). */
+static int guest_stats(FIXTURE_DATA(xdom) *self, long *in_use, long *deferred)
+{
+	if (agent(self, "stats"))
+		return -1;
+	return sscanf(self->resp, "ok %ld %ld", in_use, deferred) == 2 ? 0 : -1;
+}
+
+/*
+ * Polls (up to 20 s) until a new map of ref by dom0 fails: a grant released
+ * while mapped can only be ended once the remote has unmapped it (Xen refuses
+ * to end a grant in use, and until then it stays mappable), and then must be.
+ */
+static int dom0_map_fails_soon(FIXTURE_DATA(xdom) *self, uint32_t ref)
+{
+	double deadline = now() + 20;
+
+	for (;;) {
+		void *p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+
+		if (!p)
+			return 1;
+		xengnttab_unmap(self->gt, p, 1);
+		if (now() > deadline)
+			return 0;
+		usleep(200000);
+	}
+}
+
+/*
+ * The guest releases a grant that dom0 still maps: its unmapped sibling is
+ * revoked at once; the mapped one lives on, with its bytes, for dom0's
+ * mapping, and ours counts it as deferred and against the limit. Once dom0
+ * unmaps, it is ended within the retry period (no new map succeeds) and
+ * every counter is back where it started.
+ */
+TEST_F(xdom, guest_grants_deferred_until_dom0_unmaps)
+{
+	long use0, def0, use, def;
+	char msg[160];
+	uint32_t refs[2];
+	uint8_t *p;
+
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "share 11 2 0 1")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(2, parse_refs(self->resp, refs, 2));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, refs[0], PROT_READ | PROT_WRITE);
+	ASSERT_NE(NULL, p) TH_LOG("map: %s", strerror(errno));
+	ASSERT_EQ(0, agent(self, "unshare 11")) TH_LOG("%s", self->resp);
+	void *q = xengnttab_map_grant_ref(self->gt, self->domid, refs[1], PROT_READ);
+
+	EXPECT_EQ(NULL, q) TH_LOG("the unmapped grant was not revoked");
+	if (q)
+		xengnttab_unmap(self->gt, q, 1);
+	EXPECT_EQ(0, xdom_check(p, 1, 11, 0, 1, msg, sizeof(msg))) TH_LOG("after release: %s", msg);
+	xdom_fill(p, 2, 11, 0, 1);
+	ASSERT_EQ(0, guest_stats(self, &use, &def)) TH_LOG("%s", self->resp);
+	if (rust()) {
+		EXPECT_EQ(def0 + 1, def) TH_LOG("deferred %ld -> %ld", def0, def);
+		EXPECT_EQ(use0 + 1, use) TH_LOG("in_use %ld -> %ld: the deferred grant must count", use0, use);
+	}
+	ASSERT_EQ(0, xengnttab_unmap(self->gt, p, 1));
+	EXPECT_TRUE(dom0_map_fails_soon(self, refs[0])) TH_LOG("ref %u still maps 20 s after dom0 unmapped it", refs[0]);
+	if (!rust())
+		return; /* the C reference has no counters */
+	double deadline = now() + 20;
+
+	do {
+		usleep(100000);
+		ASSERT_EQ(0, guest_stats(self, &use, &def)) TH_LOG("%s", self->resp);
+	} while ((use != use0 || def != def0) && now() < deadline);
+	EXPECT_EQ(def0, def) TH_LOG("deferred still %ld 20 s after dom0 unmapped", def);
+	EXPECT_EQ(use0, use) TH_LOG("in_use still %ld 20 s after dom0 unmapped", use);
+}
+
+/* The same with dom0's module granting and the guest mapping. */
+TEST_F(xdom, dom0_grants_deferred_until_guest_unmaps)
+{
+	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	uint32_t refs[2];
+	uint8_t *p;
+
+	p = xengntshr_share_pages(self->gs, self->domid, 2, refs, 1);
+	ASSERT_NE(NULL, p) TH_LOG("share_pages: %s", strerror(errno));
+	xdom_fill(p, 1, 12, 0, 2);
+	ASSERT_EQ(0, agent(self, "map 12 0 1 %u", refs[0])) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, xengntshr_unshare(self->gs, p, 2));
+	EXPECT_NE(0, agent(self, "map 13 0 0 %u", refs[1])) TH_LOG("the unmapped grant was not revoked");
+	if (strncmp(self->resp, "ok", 2) == 0)
+		agent(self, "unmap 13");
+	EXPECT_EQ(0, agent(self, "mcheck 12 1")) TH_LOG("after release the guest sees %s", self->resp);
+	if (rust()) {
+		EXPECT_EQ(def0 + 1, xdom_rust_stat("deferred"));
+		EXPECT_EQ(use0 + 1, xdom_rust_stat("in_use"));
+	}
+	ASSERT_EQ(0, agent(self, "unmap 12")) TH_LOG("%s", self->resp);
+	double deadline = now() + 20;
+	int mapped;
+
+	/* Ended once the guest has unmapped it: the guest's new maps fail within 20 s. */
+	while ((mapped = agent(self, "map 16 0 0 %u", refs[0]) == 0) && now() < deadline) {
+		agent(self, "unmap 16");
+		usleep(200000);
+	}
+	EXPECT_FALSE(mapped) TH_LOG("ref %u still maps 20 s after the guest unmapped it", refs[0]);
+	if (mapped)
+		agent(self, "unmap 16");
+	if (!rust())
+		return;
+	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
+	       now() < deadline)
+		usleep(100000);
+	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
+	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+}
+
+/*
+ * Unmap notification across domains: a guest process shares a page with dom0
+ * with the byte at offset 0 and an interdomain event channel as its
+ * notification, and is SIGKILLed. dom0, which still maps the page, receives
+ * the event, and by then the byte is already clear in the page it maps.
+ */
+TEST_F(xdom, unmap_notify_reaches_dom0)
+{
+	xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+	xenevtchn_port_or_error_t port, got;
+	struct pollfd pfd;
+	uint32_t ref;
+	volatile uint8_t *p;
+
+	ASSERT_NE(NULL, xce) TH_LOG("xenevtchn_open: %s", strerror(errno));
+	port = xenevtchn_bind_unbound_port(xce, self->domid);
+	ASSERT_LE(0, port) TH_LOG("bind_unbound_port: %s", strerror(errno));
+	ASSERT_EQ(0, agent(self, "notify %d", port)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1, parse_refs(self->resp, &ref, 1));
+	p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
+	ASSERT_NE(NULL, p) TH_LOG("map: %s", strerror(errno));
+	EXPECT_EQ(0xa5, p[0]);
+	EXPECT_EQ(0x5a, p[1]);
+	ASSERT_EQ(0, agent(self, "kill")) TH_LOG("%s", self->resp);
+	pfd.fd = xenevtchn_fd(xce);
+	pfd.events = POLLIN;
+	ASSERT_EQ(1, poll(&pfd, 1, 20000)) TH_LOG("no event within 20 s of the SIGKILL");
+	got = xenevtchn_pending(xce);
+	EXPECT_EQ(port, got);
+	EXPECT_EQ(0, p[0]) TH_LOG("the event came before the byte was cleared");
+	EXPECT_EQ(0x5a, p[1]) TH_LOG("more than the one byte changed");
+	if (got >= 0)
+		xenevtchn_unmask(xce, got);
+	EXPECT_EQ(0, xengnttab_unmap(self->gt, (void *)p, 1));
+	xenevtchn_close(xce);
+}
+
+/*
+ * Last: the guest is destroyed while dom0 maps two of its grants and it maps
+ * two of dom0's. dom0's mapping stays valid (Xen keeps the dead guest's pages
+ * until it is unmapped), and once dom0 releases its own grants, which Xen
+ * unmapped from the dead guest, its counters return to where they were.
+ */
+TEST_F(xdom, zz_destroy_guest_while_mapped_both_ways)
+{
+	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	char msg[160], cmd[64];
+	uint32_t refs[2], mine[2];
+	uint8_t *p, *q;
+
+	ASSERT_EQ(0, agent(self, "share 14 2 0 1")) TH_LOG("%s", self->resp);
+	ASSERT_EQ(2, parse_refs(self->resp, refs, 2));
+	p = xengnttab_map_domain_grant_refs(self->gt, 2, self->domid, refs, PROT_READ);
+	ASSERT_NE(NULL, p) TH_LOG("map: %s", strerror(errno));
+	q = xengntshr_share_pages(self->gs, self->domid, 2, mine, 1);
+	ASSERT_NE(NULL, q) TH_LOG("share_pages: %s", strerror(errno));
+	ASSERT_EQ(0, agent(self, "map 15 0 1%s", ref_list(mine, 2))) TH_LOG("%s", self->resp);
+	snprintf(cmd, sizeof(cmd), "xl destroy %u", self->domid);
+	ASSERT_EQ(0, system(cmd));
+	EXPECT_EQ(0, xdom_check(p, 1, 14, 0, 2, msg, sizeof(msg))) TH_LOG("after destroy: %s", msg);
+	EXPECT_EQ(0, xengnttab_unmap(self->gt, p, 2));
+	EXPECT_EQ(0, xengntshr_unshare(self->gs, q, 2));
+	if (!rust())
+		return;
+	double deadline = now() + 20;
+
+	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
+	       now() < deadline)
+		usleep(100000);
+	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
+	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+}
+
+TEST_HARNESS_MAIN
