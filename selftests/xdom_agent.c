@@ -18,6 +18,15 @@
  *                                (0xa5) and that event as unmap notification,
  *                                and waits -> ok REF
  *   kill                      -> SIGKILLs that child (its file closes)
+ *   vserver PEER PATH MIB SEED -> a child serves a libxenvchan at xenstore PATH
+ *                                for domain PEER (its rings granted through the
+ *                                module), sends MIB MiB of stream SEED, then
+ *                                receives MIB MiB of stream SEED+1
+ *   vclient PEER PATH MIB SEED -> a child connects to PEER's libxenvchan at
+ *                                PATH, receives stream SEED, sends SEED+1
+ *   vwait                     -> waits for that child: ok SENT_SUM RECEIVED_SUM,
+ *                                or err WHY
+ *   vkill                     -> SIGKILLs that child mid-transfer
  *   exit
  */
 #include <signal.h>
@@ -37,7 +46,8 @@ static xengntshr_handle *gs;
 static xengnttab_handle *gt;
 static xenevtchn_handle *xce;
 static struct area shares[256], maps[256];
-static pid_t notifier = -1;
+static pid_t notifier = -1, vchan_child = -1;
+static int vchan_result = -1; /* read end of the child's result pipe */
 
 static const char *loaded_module(void)
 {
@@ -46,6 +56,51 @@ static const char *loaded_module(void)
 	if (access("/sys/module/xen_gntalloc", F_OK) == 0)
 		return "c";
 	return "none";
+}
+
+/*
+ * The child of vserver/vclient: one transfer each way over a libxenvchan
+ * with PEER (the server sends first), its result written to fd as
+ * "SENT_SUM RECEIVED_SUM" or the reason it failed.
+ */
+static int vchan_transfer(int server, int peer, const char *path, uint64_t bytes, uint64_t seed,
+			  int fd)
+{
+	struct libxenvchan *v = NULL;
+	uint64_t sent = 0, received = 0;
+	char msg[200] = "";
+	int rc = 1;
+
+	if (server) {
+		v = libxenvchan_server_init(NULL, peer, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
+	} else {
+		/* The server may not have written its rings' refs yet. */
+		for (int i = 0; i < 300 && !v; i++) {
+			v = libxenvchan_client_init(NULL, peer, path);
+			if (!v)
+				usleep(100000);
+		}
+	}
+	if (!v) {
+		snprintf(msg, sizeof(msg), "%s_init: %s", server ? "server" : "client", strerror(errno));
+	} else {
+		v->blocking = 0;
+		if (server && xdom_vchan_connected(v) < 0)
+			snprintf(msg, sizeof(msg), "no client connected within 60 s");
+		else if (server)
+			rc = xdom_vchan_send(v, bytes, seed, &sent, msg, sizeof(msg)) ||
+			     xdom_vchan_receive(v, bytes, seed + 1, &received, msg, sizeof(msg));
+		else
+			rc = xdom_vchan_receive(v, bytes, seed, &received, msg, sizeof(msg)) ||
+			     xdom_vchan_send(v, bytes, seed + 1, &sent, msg, sizeof(msg));
+		if (rc == 0)
+			snprintf(msg, sizeof(msg), "%016llx %016llx", (unsigned long long)sent,
+				 (unsigned long long)received);
+		libxenvchan_close(v);
+	}
+	if (write(fd, msg, strlen(msg)) < 0)
+		rc = 1;
+	return rc;
 }
 
 static struct area *slot(struct area *table, const char *arg)
@@ -191,6 +246,46 @@ static void handle(char *line, char *out, size_t len)
 		else
 			snprintf(out, len, "ok %u", ref);
 		close(pipefd[0]);
+	} else if (strcmp(verb, "vserver") == 0 || strcmp(verb, "vclient") == 0) {
+		int peer = atoi(a1 ? a1 : "0"), pipefd[2];
+		char *path = strtok_r(NULL, " ", &save);
+		uint64_t bytes = strtoull(strtok_r(NULL, " ", &save) ?: "0", NULL, 0) << 20;
+		uint64_t seed = strtoull(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
+
+		if (vchan_child > 0 || !path || pipe(pipefd)) {
+			snprintf(out, len, "err a transfer already runs, or no path");
+			return;
+		}
+		vchan_child = fork();
+		if (vchan_child == 0) {
+			close(pipefd[0]);
+			_exit(vchan_transfer(verb[1] == 's', peer, path, bytes, seed, pipefd[1]));
+		}
+		close(pipefd[1]);
+		vchan_result = pipefd[0];
+		snprintf(out, len, vchan_child > 0 ? "ok" : "err fork");
+	} else if (strcmp(verb, "vwait") == 0 || strcmp(verb, "vkill") == 0) {
+		char res[256];
+		ssize_t n;
+		int status = 0;
+
+		if (vchan_child <= 0) {
+			snprintf(out, len, "err no transfer");
+			return;
+		}
+		if (verb[1] == 'k')
+			kill(vchan_child, SIGKILL);
+		waitpid(vchan_child, &status, 0);
+		n = read(vchan_result, res, sizeof(res) - 1);
+		res[n > 0 ? n : 0] = '\0';
+		close(vchan_result);
+		vchan_child = vchan_result = -1;
+		if (verb[1] == 'k')
+			snprintf(out, len, "ok killed");
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			snprintf(out, len, "ok %s", res);
+		else
+			snprintf(out, len, "err status %#x: %s", status, res);
 	} else if (strcmp(verb, "kill") == 0) {
 		if (notifier <= 0) {
 			snprintf(out, len, "err no notifier");

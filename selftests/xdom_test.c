@@ -9,6 +9,7 @@
  * The last test destroys the guest (xl destroy): run the program once per
  * guest, in order.
  */
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -294,6 +295,9 @@ TEST_F(xdom, unshare_revokes_the_grant)
 		agent(self, "unmap 10");
 }
 
+static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DATA(xdom) *self,
+				  long use0, long def0);
+
 /* The guest's counters: in_use and deferred (-1 -1 on the C reference). */
 static int guest_stats(FIXTURE_DATA(xdom) *self, long *in_use, long *deferred)
 {
@@ -421,9 +425,11 @@ TEST_F(xdom, unmap_notify_reaches_dom0)
 	xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
 	xenevtchn_port_or_error_t port, got;
 	struct pollfd pfd;
+	long use0, def0;
 	uint32_t ref;
 	volatile uint8_t *p;
 
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
 	ASSERT_NE(NULL, xce) TH_LOG("xenevtchn_open: %s", strerror(errno));
 	port = xenevtchn_bind_unbound_port(xce, self->domid);
 	ASSERT_LE(0, port) TH_LOG("bind_unbound_port: %s", strerror(errno));
@@ -445,6 +451,163 @@ TEST_F(xdom, unmap_notify_reaches_dom0)
 		xenevtchn_unmask(xce, got);
 	EXPECT_EQ(0, xengnttab_unmap(self->gt, (void *)p, 1));
 	xenevtchn_close(xce);
+	/* The killed process's grant was still mapped: deferred, and freed now. */
+	if (rust())
+		guest_counters_return(_metadata, self, use0, def0);
+}
+
+/* Polls (up to 20 s) until the guest's counters are back at use0/def0 (ours only). */
+static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DATA(xdom) *self,
+				  long use0, long def0)
+{
+	double deadline = now() + 20;
+	long use, def;
+
+	do {
+		ASSERT_EQ(0, guest_stats(self, &use, &def)) TH_LOG("%s", self->resp);
+		if (use == use0 && def == def0)
+			break;
+		usleep(100000);
+	} while (now() < deadline);
+	EXPECT_EQ(use0, use) TH_LOG("the guest's in_use: %ld, was %ld", use, use0);
+	EXPECT_EQ(def0, def) TH_LOG("the guest's deferred: %ld, was %ld", def, def0);
+	TH_LOG("the guest's counters after teardown: in_use %ld, deferred %ld", use, def);
+}
+
+static struct libxenvchan *vchan_connect(int domid, const char *path)
+{
+	struct libxenvchan *v = NULL;
+
+	for (int i = 0; i < 300 && !v; i++) {
+		v = libxenvchan_client_init(NULL, domid, path);
+		if (!v)
+			usleep(100000);
+	}
+	if (v)
+		v->blocking = 0;
+	return v;
+}
+
+#define VCHAN_MIB 64
+
+/*
+ * libxenvchan with its server in the guest (the rings granted by the module
+ * there) and its client in dom0: 64 MiB each way, every byte compared, the
+ * checksums of both ends equal; once both ends have closed, the guest's
+ * counters are back where they were.
+ */
+TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
+{
+	uint64_t sent = 0, received = 0, g_sent, g_received;
+	long use0, def0;
+	char path[96], msg[200];
+	struct libxenvchan *v;
+	double t0;
+
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
+	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan", self->domid);
+	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 17", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
+	v = vchan_connect(self->domid, path);
+	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
+	t0 = now();
+	EXPECT_EQ(0, xdom_vchan_receive(v, (uint64_t)VCHAN_MIB << 20, 17, &received, msg, sizeof(msg)))
+		TH_LOG("guest to dom0: %s", msg);
+	EXPECT_EQ(0, xdom_vchan_send(v, (uint64_t)VCHAN_MIB << 20, 18, &sent, msg, sizeof(msg)))
+		TH_LOG("dom0 to guest: %s", msg);
+	ASSERT_EQ(0, agent(self, "vwait")) TH_LOG("guest: %s", self->resp);
+	libxenvchan_close(v);
+	ASSERT_EQ(2, sscanf(self->resp, "ok %" SCNx64 " %" SCNx64, &g_sent, &g_received));
+	EXPECT_EQ(g_sent, received) TH_LOG("guest sent %016" PRIx64 ", dom0 received %016" PRIx64, g_sent, received);
+	EXPECT_EQ(sent, g_received) TH_LOG("dom0 sent %016" PRIx64 ", guest received %016" PRIx64, sent, g_received);
+	TH_LOG("%d MiB each way in %.1f s; checksums guest->dom0 %016" PRIx64 ", dom0->guest %016" PRIx64,
+	       VCHAN_MIB, now() - t0, received, sent);
+	if (rust())
+		guest_counters_return(_metadata, self, use0, def0);
+}
+
+/* The other way round: the server in dom0 (rings granted by dom0's module), the client in the guest. */
+TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
+{
+	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	uint64_t sent = 0, received = 0, g_sent, g_received;
+	char path[96], msg[200];
+	struct libxenvchan *v;
+	double t0, deadline;
+
+	snprintf(path, sizeof(path), "/local/domain/0/data/xgr-vchan-%u", self->domid);
+	v = libxenvchan_server_init(NULL, self->domid, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
+	ASSERT_NE(NULL, v) TH_LOG("server_init(%s): %s", path, strerror(errno));
+	v->blocking = 0;
+	ASSERT_EQ(0, agent(self, "vclient 0 %s %d 23", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, xdom_vchan_connected(v)) TH_LOG("the guest's client did not connect: %s",
+						      agent(self, "vwait") ? self->resp : "?");
+	t0 = now();
+	EXPECT_EQ(0, xdom_vchan_send(v, (uint64_t)VCHAN_MIB << 20, 23, &sent, msg, sizeof(msg)))
+		TH_LOG("dom0 to guest: %s", msg);
+	EXPECT_EQ(0, xdom_vchan_receive(v, (uint64_t)VCHAN_MIB << 20, 24, &received, msg, sizeof(msg)))
+		TH_LOG("guest to dom0: %s", msg);
+	ASSERT_EQ(0, agent(self, "vwait")) TH_LOG("guest: %s", self->resp);
+	libxenvchan_close(v);
+	ASSERT_EQ(2, sscanf(self->resp, "ok %" SCNx64 " %" SCNx64, &g_sent, &g_received));
+	EXPECT_EQ(g_sent, received);
+	EXPECT_EQ(sent, g_received);
+	TH_LOG("%d MiB each way in %.1f s; checksums dom0->guest %016" PRIx64 ", guest->dom0 %016" PRIx64,
+	       VCHAN_MIB, now() - t0, sent, received);
+	if (!rust())
+		return;
+	deadline = now() + 20;
+	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
+	       now() < deadline)
+		usleep(100000);
+	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
+}
+
+/*
+ * The guest's vchan server is SIGKILLed mid-transfer: the module's unmap
+ * notification (libxenvchan arms it on the ring's liveness byte) tells the
+ * client in dom0, whose reads then fail instead of blocking; once it closes
+ * (unmaps the rings), the guest's counters return to where they were.
+ */
+TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
+{
+	static uint8_t buf[XDOM_VCHAN_CHUNK];
+	uint64_t got = 0;
+	long use0, def0;
+	char path[96];
+	struct libxenvchan *v;
+	double deadline;
+	int r = 0;
+
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
+	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan-kill", self->domid);
+	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 29", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
+	v = vchan_connect(self->domid, path);
+	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
+	while (got < (8 << 20) && r >= 0) {
+		r = libxenvchan_read(v, buf, sizeof(buf));
+		if (r == 0 && xdom_vchan_wait(v) < 0)
+			break;
+		got += r > 0 ? r : 0;
+	}
+	ASSERT_LE(8 << 20, got) TH_LOG("the transfer broke before the kill");
+	ASSERT_EQ(0, agent(self, "vkill")) TH_LOG("%s", self->resp);
+	/* Drain what was in flight; then the reads must fail: the server is gone. */
+	deadline = now() + 20;
+	while (now() < deadline) {
+		struct pollfd pfd = { .fd = libxenvchan_fd_for_select(v), .events = POLLIN };
+
+		r = libxenvchan_read(v, buf, sizeof(buf));
+		if (r < 0)
+			break;
+		if (r == 0 && poll(&pfd, 1, 1000) == 1)
+			libxenvchan_wait(v);
+	}
+	EXPECT_GT(0, r) TH_LOG("reads still do not fail 20 s after the server was killed");
+	EXPECT_EQ(0, libxenvchan_is_open(v));
+	libxenvchan_close(v);
+	if (rust())
+		guest_counters_return(_metadata, self, use0, def0);
 }
 
 /*
