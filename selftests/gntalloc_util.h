@@ -205,9 +205,16 @@ static inline long module_pages(void)
 /*
  * The state of one of our event-channel ports, asked of Xen directly
  * (EVTCHNOP_status through privcmd): a port nobody references any more has
- * been closed. Values and layout from Xen's public event_channel.h.
+ * been closed; a VIRQ port is one the kernel bound for itself. Values and layout from Xen's public event_channel.h.
  */
-enum { EVTCHN_STATE_CLOSED, EVTCHN_STATE_UNBOUND, EVTCHN_STATE_INTERDOMAIN };
+enum {
+	EVTCHN_STATE_CLOSED,
+	EVTCHN_STATE_UNBOUND,
+	EVTCHN_STATE_INTERDOMAIN,
+	EVTCHN_STATE_PIRQ,
+	EVTCHN_STATE_VIRQ,
+	EVTCHN_STATE_IPI,
+};
 
 /* privcmd's raw hypercall (the installed xen/privcmd.h is not self-contained). */
 struct privcmd_raw_hypercall {
