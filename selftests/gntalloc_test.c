@@ -1512,8 +1512,14 @@ static void *churn_thread(void *arg)
 		else
 			churn_check(c, "mmap", -errno, -ENOENT);
 		churn_check(c, "dealloc first", gnt_dealloc(c->fd, idx, 1), -EINVAL);
+		/*
+		 * The second grant's slot: the next 4K on ours, the next kernel page on the C
+		 * reference (which gives each grant a page of its own, B6 on 64K kernels).
+		 */
 		if (n > 1)
-			churn_check(c, "dealloc rest", gnt_dealloc(c->fd, idx + XPAGE, n - 1), -EINVAL);
+			churn_check(c, "dealloc rest",
+				    gnt_dealloc(c->fd, idx + (is_rust() ? XPAGE : page_size()), n - 1),
+				    -EINVAL);
 		if (p != MAP_FAILED)
 			churn_check(c, "munmap", munmap(p, len) ? -errno : 0, 0);
 	}
