@@ -259,7 +259,8 @@ TEST_F(xdom, readonly_grant_maps_readonly_only)
 	p = xengntshr_share_pages(self->gs, self->domid, 1, &ref, 0);
 	ASSERT_NE(NULL, p) TH_LOG("share_pages(read-only): %s", strerror(errno));
 	xdom_fill(p, 1, 6, 0, 1);
-	EXPECT_NE(0, agent(self, "map 7 0 1 %u", ref)) TH_LOG("the guest mapped a read-only grant writable");
+	EXPECT_NE(0, agent(self, "map 7 0 1 %u", ref))
+		TH_LOG("the guest mapped a read-only grant writable");
 	if (strncmp(self->resp, "ok", 2) == 0)
 		agent(self, "unmap 7");
 	EXPECT_EQ(0, agent(self, "map 6 0 0 %u", ref)) TH_LOG("read-only map: %s", self->resp);
@@ -290,13 +291,15 @@ TEST_F(xdom, unshare_revokes_the_grant)
 	ASSERT_EQ(0, agent(self, "map 9 0 0 %u", ref)) TH_LOG("%s", self->resp);
 	ASSERT_EQ(0, agent(self, "unmap 9")) TH_LOG("%s", self->resp);
 	ASSERT_EQ(0, xengntshr_unshare(self->gs, p, 1));
-	EXPECT_NE(0, agent(self, "map 10 0 0 %u", ref)) TH_LOG("the guest mapped ref %u after dom0 unshared it", ref);
+	EXPECT_NE(0, agent(self, "map 10 0 0 %u", ref))
+		TH_LOG("the guest mapped ref %u after dom0 unshared it", ref);
 	if (strncmp(self->resp, "ok", 2) == 0)
 		agent(self, "unmap 10");
 }
 
 static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DATA(xdom) *self,
 				  long use0, long def0);
+static void dom0_counters_return(struct __test_metadata *_metadata, long use0, long def0);
 
 /* The guest's counters: in_use and deferred (-1 -1 on the C reference). */
 static int guest_stats(FIXTURE_DATA(xdom) *self, long *in_use, long *deferred)
@@ -360,17 +363,10 @@ TEST_F(xdom, guest_grants_deferred_until_dom0_unmaps)
 		EXPECT_EQ(use0 + 1, use) TH_LOG("in_use %ld -> %ld: the deferred grant must count", use0, use);
 	}
 	ASSERT_EQ(0, xengnttab_unmap(self->gt, p, 1));
-	EXPECT_TRUE(dom0_map_fails_soon(self, refs[0])) TH_LOG("ref %u still maps 20 s after dom0 unmapped it", refs[0]);
-	if (!rust())
-		return; /* the C reference has no counters */
-	double deadline = now() + 20;
-
-	do {
-		usleep(100000);
-		ASSERT_EQ(0, guest_stats(self, &use, &def)) TH_LOG("%s", self->resp);
-	} while ((use != use0 || def != def0) && now() < deadline);
-	EXPECT_EQ(def0, def) TH_LOG("deferred still %ld 20 s after dom0 unmapped", def);
-	EXPECT_EQ(use0, use) TH_LOG("in_use still %ld 20 s after dom0 unmapped", use);
+	EXPECT_TRUE(dom0_map_fails_soon(self, refs[0]))
+		TH_LOG("ref %u still maps 20 s after dom0 unmapped it", refs[0]);
+	if (rust()) /* the C reference has no counters */
+		guest_counters_return(_metadata, self, use0, def0);
 }
 
 /* The same with dom0's module granting and the guest mapping. */
@@ -405,13 +401,8 @@ TEST_F(xdom, dom0_grants_deferred_until_guest_unmaps)
 	EXPECT_FALSE(mapped) TH_LOG("ref %u still maps 20 s after the guest unmapped it", refs[0]);
 	if (mapped)
 		agent(self, "unmap 16");
-	if (!rust())
-		return;
-	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
-	       now() < deadline)
-		usleep(100000);
-	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
-	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+	if (rust())
+		dom0_counters_return(_metadata, use0, def0);
 }
 
 /*
@@ -474,6 +465,20 @@ static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DAT
 	TH_LOG("the guest's counters after teardown: in_use %ld, deferred %ld", use, def);
 }
 
+/* Polls (up to 20 s) until dom0's own counters are back at use0/def0 (ours only). */
+static void dom0_counters_return(struct __test_metadata *_metadata, long use0, long def0)
+{
+	double deadline = now() + 20;
+
+	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
+	       now() < deadline)
+		usleep(100000);
+	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
+	TH_LOG("dom0's counters after teardown: in_use %ld, deferred %ld", xdom_rust_stat("in_use"),
+	       xdom_rust_stat("deferred"));
+}
+
 static struct libxenvchan *vchan_connect(int domid, const char *path)
 {
 	struct libxenvchan *v = NULL;
@@ -533,22 +538,24 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 	ASSERT_EQ(0, agent(self, "vwait")) TH_LOG("guest: %s", self->resp);
 	libxenvchan_close(v);
 	ASSERT_EQ(2, sscanf(self->resp, "ok %" SCNx64 " %" SCNx64, &g_sent, &g_received));
-	EXPECT_EQ(g_sent, received) TH_LOG("guest sent %016" PRIx64 ", dom0 received %016" PRIx64, g_sent, received);
-	EXPECT_EQ(sent, g_received) TH_LOG("dom0 sent %016" PRIx64 ", guest received %016" PRIx64, sent, g_received);
+	EXPECT_EQ(g_sent, received)
+		TH_LOG("guest sent %016" PRIx64 ", dom0 received %016" PRIx64, g_sent, received);
+	EXPECT_EQ(sent, g_received)
+		TH_LOG("dom0 sent %016" PRIx64 ", guest received %016" PRIx64, sent, g_received);
 	TH_LOG("%d MiB each way in %.1f s; checksums guest->dom0 %016" PRIx64 ", dom0->guest %016" PRIx64,
 	       VCHAN_MIB, now() - t0, received, sent);
 	if (rust())
 		guest_counters_return(_metadata, self, use0, def0);
 }
 
-/* The other way round: the server in dom0 (rings granted by dom0's module), the client in the guest. */
+/* The other way round: the server in dom0 (its module grants the rings), the guest the client. */
 TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 {
 	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
 	uint64_t sent = 0, received = 0, g_sent, g_received;
 	char path[96], msg[200];
 	struct libxenvchan *v;
-	double t0, deadline;
+	double t0;
 
 	REQUIRE_VCHAN_TRANSFERS();
 
@@ -571,14 +578,8 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 	EXPECT_EQ(sent, g_received);
 	TH_LOG("%d MiB each way in %.1f s; checksums dom0->guest %016" PRIx64 ", guest->dom0 %016" PRIx64,
 	       VCHAN_MIB, now() - t0, sent, received);
-	if (!rust())
-		return;
-	deadline = now() + 20;
-	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
-	       now() < deadline)
-		usleep(100000);
-	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
-	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
+	if (rust())
+		dom0_counters_return(_metadata, use0, def0);
 }
 
 /*
@@ -653,15 +654,8 @@ TEST_F(xdom, zz_destroy_guest_while_mapped_both_ways)
 	EXPECT_EQ(0, xdom_check(p, 1, 14, 0, 2, msg, sizeof(msg))) TH_LOG("after destroy: %s", msg);
 	EXPECT_EQ(0, xengnttab_unmap(self->gt, p, 2));
 	EXPECT_EQ(0, xengntshr_unshare(self->gs, q, 2));
-	if (!rust())
-		return;
-	double deadline = now() + 20;
-
-	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
-	       now() < deadline)
-		usleep(100000);
-	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
-	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
+	if (rust())
+		dom0_counters_return(_metadata, use0, def0);
 }
 
 TEST_HARNESS_MAIN
