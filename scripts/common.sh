@@ -20,8 +20,10 @@ XGR_KSRC_TARBALL=/usr/src/linux-source-$XGR_KVER.tar.xz
 XGR_XEN=$XGR_CACHE/xen/xen-4.20
 XGR_XEN_ARM64=$XGR_CACHE/xen/xen-4.20-arm64
 XGR_BUSYBOX_ARM64=$XGR_CACHE/xen/busybox-arm64
-# dom0's root in the two-domain pass: Debian trixie with Xen 4.20's toolstack (setup).
+# dom0's root in the two-domain pass: Debian trixie with Xen 4.20's toolstack (setup);
+# the HVM-guest variant adds the device model (made by run-qemu --domu hvm when asked for).
 XGR_TOOLSTACK_ROOT=$XGR_CACHE/toolstack-root.cpio.gz
+XGR_TOOLSTACK_ROOT_HVM=$XGR_CACHE/toolstack-root-hvm.cpio.gz
 
 xgr_die() {
 	echo "error: $*" >&2
@@ -50,4 +52,35 @@ xgr_karch() {
 # Kernel image of a config, relative to its build directory.
 xgr_kimage() {
 	case "$1" in arm64*) echo arch/arm64/boot/Image ;; *) echo arch/x86/boot/bzImage ;; esac
+}
+
+# The Debian mirror the machine's apt sources use.
+xgr_mirror() {
+	local m
+	m=$(awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+	[ -n "$m" ] || m=$(awk '/^deb / && $0 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# xgr_toolstack_root ARCHIVE [PKG...]: a minimal trixie root with xen-utils-4.20 (which must
+# match the hypervisor: xl, xenstored, xenconsoled, xen-init-dom0) and PKG, packed as a gzipped
+# cpio archive at ARCHIVE, unless ARCHIVE.version says this recipe made it already.
+xgr_toolstack_root() {
+	local out=$1 root version=1
+	shift
+	[ $# -eq 0 ] || version="1+$*"
+	[ "$(cat "$out.version" 2>/dev/null)" = "$version" ] && return 0
+	xgr_log "debootstrap of a toolstack dom0 root (trixie, xen-utils-4.20 $*; a minute or two)"
+	root=$out.tmp.d
+	rm -rf "$root"
+	debootstrap --variant=minbase --include="$(echo xen-utils-4.20 busybox-static kmod "$@" | tr ' ' ,)" \
+		trixie "$root" "$(xgr_mirror)" >"$out.log" 2>&1 ||
+		{ tail -n 20 "$out.log" >&2; xgr_die "debootstrap failed (see $out.log)"; }
+	# What a booted test dom0 never reads.
+	rm -rf "$root"/usr/share/{doc,man,info,locale} "$root"/var/cache/apt/archives/*.deb \
+		"$root"/var/lib/apt/lists/*
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
+	mv "$out.tmp" "$out"
+	rm -rf "$root"
+	echo "$version" >"$out.version"
 }
