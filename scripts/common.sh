@@ -21,7 +21,7 @@ XGR_XEN=$XGR_CACHE/xen/xen-4.20
 XGR_XEN_ARM64=$XGR_CACHE/xen/xen-4.20-arm64
 XGR_BUSYBOX_ARM64=$XGR_CACHE/xen/busybox-arm64
 # dom0's root in the two-domain pass: Debian trixie with Xen 4.20's toolstack (setup);
-# the HVM-guest variant adds the device model (made by run-qemu --domu hvm when asked for).
+# the HVM-guest variant adds Debian's device model (qemu-system-xen).
 XGR_TOOLSTACK_ROOT=$XGR_CACHE/toolstack-root.cpio.gz
 XGR_TOOLSTACK_ROOT_HVM=$XGR_CACHE/toolstack-root-hvm.cpio.gz
 
