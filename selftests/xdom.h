@@ -27,6 +27,8 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 
+#include "gntalloc_util.h" /* rust_stat() */
+
 #define XDOM_DIR "data/xgr"
 #define XDOM_PAGE 4096UL
 #define XDOM_MAX_PAGES 64
@@ -72,22 +74,6 @@ static inline int xdom_check(const volatile uint8_t *p, int who, unsigned int id
 	return 0;
 }
 
-/* Reads a counter of the Rust module's debugfs, or -1 (the C reference has none). */
-static inline long xdom_rust_stat(const char *name)
-{
-	char path[128];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/xen-gntalloc-rs/stats/%s", name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
-}
 
 /*
  * libxenvchan transfers: a stream of `bytes` pseudo-random bytes (xorshift64

@@ -211,7 +211,7 @@ static void handle(char *line, char *out, size_t len)
 			snprintf(out, len, "ok");
 		s->addr = NULL;
 	} else if (strcmp(verb, "stats") == 0) {
-		snprintf(out, len, "ok %ld %ld", xdom_rust_stat("in_use"), xdom_rust_stat("deferred"));
+		snprintf(out, len, "ok %ld %ld", rust_stat("in_use"), rust_stat("deferred"));
 	} else if (strcmp(verb, "notify") == 0) {
 		uint32_t remote_port = strtoul(a1 ? a1 : "", NULL, 0);
 		int pipefd[2];

@@ -372,7 +372,7 @@ TEST_F(xdom, guest_grants_deferred_until_dom0_unmaps)
 /* The same with dom0's module granting and the guest mapping. */
 TEST_F(xdom, dom0_grants_deferred_until_guest_unmaps)
 {
-	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	long use0 = rust_stat("in_use"), def0 = rust_stat("deferred");
 	uint32_t refs[2];
 	uint8_t *p;
 
@@ -386,8 +386,8 @@ TEST_F(xdom, dom0_grants_deferred_until_guest_unmaps)
 		agent(self, "unmap 13");
 	EXPECT_EQ(0, agent(self, "mcheck 12 1")) TH_LOG("after release the guest sees %s", self->resp);
 	if (rust()) {
-		EXPECT_EQ(def0 + 1, xdom_rust_stat("deferred"));
-		EXPECT_EQ(use0 + 1, xdom_rust_stat("in_use"));
+		EXPECT_EQ(def0 + 1, rust_stat("deferred"));
+		EXPECT_EQ(use0 + 1, rust_stat("in_use"));
 	}
 	ASSERT_EQ(0, agent(self, "unmap 12")) TH_LOG("%s", self->resp);
 	double deadline = now() + 20;
@@ -470,13 +470,13 @@ static void dom0_counters_return(struct __test_metadata *_metadata, long use0, l
 {
 	double deadline = now() + 20;
 
-	while ((xdom_rust_stat("in_use") != use0 || xdom_rust_stat("deferred") != def0) &&
+	while ((rust_stat("in_use") != use0 || rust_stat("deferred") != def0) &&
 	       now() < deadline)
 		usleep(100000);
-	EXPECT_EQ(use0, xdom_rust_stat("in_use"));
-	EXPECT_EQ(def0, xdom_rust_stat("deferred"));
-	TH_LOG("dom0's counters after teardown: in_use %ld, deferred %ld", xdom_rust_stat("in_use"),
-	       xdom_rust_stat("deferred"));
+	EXPECT_EQ(use0, rust_stat("in_use"));
+	EXPECT_EQ(def0, rust_stat("deferred"));
+	TH_LOG("dom0's counters after teardown: in_use %ld, deferred %ld", rust_stat("in_use"),
+	       rust_stat("deferred"));
 }
 
 static struct libxenvchan *vchan_connect(int domid, const char *path)
@@ -551,7 +551,7 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 /* The other way round: the server in dom0 (its module grants the rings), the guest the client. */
 TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 {
-	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	long use0 = rust_stat("in_use"), def0 = rust_stat("deferred");
 	uint64_t sent = 0, received = 0, g_sent, g_received;
 	char path[96], msg[200];
 	struct libxenvchan *v;
@@ -637,7 +637,7 @@ TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
  */
 TEST_F(xdom, zz_destroy_guest_while_mapped_both_ways)
 {
-	long use0 = xdom_rust_stat("in_use"), def0 = xdom_rust_stat("deferred");
+	long use0 = rust_stat("in_use"), def0 = rust_stat("deferred");
 	char msg[160], cmd[64];
 	uint32_t refs[2], mine[2];
 	uint8_t *p, *q;
