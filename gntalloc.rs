@@ -22,17 +22,19 @@
 //! { Xen's `irq_mapping_update_lock`, the deferred list (`grant.rs`) → the grant-table core's
 //! lock }.
 //!
-//! - A grant is dropped, firing its notification and ending it, wherever its last holder lets
-//!   go: under `index` (DEALLOC, close, a failed mmap) or under `mmap_lock` alone (the last VMA
-//!   of a mapping). Releasing its event channel (`evtchn_put`) takes the sleeping
+//! - A slot is released, firing its notification and ending its grant, wherever its last user
+//!   lets go: under `index` (DEALLOC, close, a failed mmap) or under `mmap_lock` alone (the last
+//!   VMA of a mapping). Releasing its event channel (`evtchn_put`) takes the sleeping
 //!   `irq_mapping_update_lock` there; SET_UNMAP_NOTIFY takes its reference (`evtchn_get`)
 //!   before `index`.
-//! - A grant's `notify` spinlock is a leaf: it is held only to swap the notification.
-//! - No user memory is touched under `index`. ALLOC holds it while it allocates pages and grants
-//!   them (sleeping allocations, as upstream under its global mutex), so an allocation appears in
-//!   the file all at once; mmap holds it while it inserts the pages, and SET_UNMAP_NOTIFY while
-//!   it swaps the notification, so that no reference to a grant outlives the lock but a
-//!   mapping's: a DEALLOC that finds a grant unmapped ends it before it returns.
+//! - A slot's notification is guarded by `index` itself (no lock of its own): it is set and
+//!   read only while the slot is listed, and taken by the slot's releaser.
+//! - No user memory is touched under `index`, and nothing sleeps long under it: ALLOC takes it
+//!   twice, briefly, to take an index range and then to list the finished batch; the pages and
+//!   grants are made in between without it, as upstream makes them outside its global mutex.
+//!   mmap holds it while it inserts the pages, and SET_UNMAP_NOTIFY while it swaps the
+//!   notification, so that no user of a slot outlives the lock but a mapping's: a DEALLOC that
+//!   finds a slot unmapped ends its grant before it returns.
 
 use kernel::{
     debugfs,
@@ -48,7 +50,10 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
-    rbtree::RBTree,
+    rbtree::{
+        RBTree,
+        RBTreeNodeReservation, //
+    },
     seq_file::{
         seq_print,
         SeqFile, //
@@ -67,7 +72,8 @@ mod vma;
 mod xen;
 
 use grant::{
-    Grant,
+    GrantBatch,
+    MappedSlots,
     UnmapNotify, //
 };
 use vma::VmaFamily;
@@ -147,9 +153,11 @@ impl Drop for GntallocModule {
 }
 
 /// The index space of an open file.
-struct FileIndex {
-    /// Grants still listed in the file (not yet deallocated), by slot key.
-    grants: RBTree<u64, Arc<Grant>>,
+pub(crate) struct FileIndex {
+    /// The batches with a slot still listed (not yet deallocated), by the key of their last
+    /// slot: the first batch whose last key is at or above a key is the only one that can hold
+    /// it.
+    batches: RBTree<u64, Arc<GrantBatch>>,
     /// Key of the next allocation: kernel-page aligned, never reused.
     pub(crate) next: u64,
 }
@@ -162,161 +170,182 @@ pub(crate) struct FileState {
 }
 
 impl FileIndex {
-    /// Lists a new grant at slot `key`, which must not be listed yet (allocations take keys from
-    /// `next` upwards, and `next` only grows).
-    pub(crate) fn insert_new(&mut self, key: u64, grant: Arc<Grant>) -> Result {
-        // A duplicate key would replace (and drop) the old grant: the caller's rule excludes it.
-        let _ = self.grants.try_create_and_insert(key, grant, GFP_KERNEL)?;
-        Ok(())
+    /// Lists a new batch; `node` was reserved before the lock, so listing cannot fail.
+    /// Allocations take their keys from `next` upwards and `next` only grows, so the batch's
+    /// keys are free.
+    pub(crate) fn insert_new(
+        &mut self,
+        node: RBTreeNodeReservation<u64, Arc<GrantBatch>>,
+        batch: Arc<GrantBatch>,
+    ) {
+        let key = batch.last_key();
+        // A duplicate key would replace (and drop) another batch: the caller's rule excludes it.
+        drop(self.batches.insert(node.into_node(key, batch)));
     }
 
-    /// Undoes a failed allocation: removes whichever of the `count` slots from `start`
-    /// [`FileIndex::insert_new`] listed under the same lock hold, ending their grants.
-    pub(crate) fn remove_new(&mut self, start: u64, count: usize) {
-        for i in 0..count as u64 {
-            drop(self.grants.remove(&(start + i * XEN_PAGE_SIZE as u64)));
-        }
+    /// Calls `f` with the batch holding slot `key` (listed or not) and the slot's position in
+    /// it; `None` if no batch holds it.
+    fn find<R>(&self, key: u64, f: impl FnOnce(&Arc<GrantBatch>, usize) -> R) -> Option<R> {
+        let cursor = self.batches.cursor_lower_bound(&key)?;
+        let (_, batch) = cursor.current();
+        Some(f(batch, batch.slot_of(key)?))
     }
 
-    /// Collects the grants covering `pages` kernel pages from `start` for a new mapping: every
+    /// Collects the slots covering `pages` kernel pages from `start` for a new mapping: every
     /// granted slot of each page must be listed (padding slots after a page's last grant are
     /// not granted and not looked for); `ENOENT` otherwise.
     fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<MappingRange> {
         let page_size = PAGE_SIZE as u64;
-        let step = XEN_PAGE_SIZE as u64;
         let end = (pages as u64)
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
-        // `rest` grows only with grants that exist, so a bogus length fails on ENOENT, not
-        // ENOMEM; a one-page mapping on a 4K kernel needs no allocation for it.
-        let mut first = None;
+        let mut first: Option<MappedSlots> = None;
+        // Segments grow only with slots that exist, so a bogus length fails on ENOENT, not
+        // ENOMEM; a mapping inside one allocation needs no allocation for them.
         let mut rest = KVec::new();
-        // The next page to start, the next slot expected in the current page, and how many of
-        // that page's granted slots are still to be seen.
-        let mut next_page = start;
-        let mut next_slot = start;
-        let mut slots_left = 0usize;
-        let mut cursor = self.grants.cursor_lower_bound_mut(&start).ok_or(ENOENT)?;
-        loop {
-            let (&key, grant) = cursor.current();
-            if key >= end {
-                break;
-            }
-            if slots_left == 0 {
-                // A page's first slot, which says how many of its slots were granted (they all
-                // come from one ALLOC, since an ALLOC starts on a fresh page).
-                if key != next_page {
-                    return Err(ENOENT);
+        let mut key = start;
+        while key < end {
+            // The page at `key` starts with a slot of some batch, and its granted slots all
+            // come from that batch, since an ALLOC starts on a fresh page. Most often it is the
+            // batch of the page before.
+            let last = match rest.last_mut() {
+                Some(seg) => Some(seg),
+                None => first.as_mut(),
+            };
+            if let Some(seg) = last {
+                if let Some(i) = seg.following_slot(key) {
+                    // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
+                    let n = unsafe { seg.batch().page_grants(i) }.ok_or(ENOENT)?;
+                    if !seg.batch().all_listed(i..i + n) {
+                        return Err(ENOENT);
+                    }
+                    // SAFETY: As above, and the slots were just checked to be listed.
+                    unsafe { seg.extend(n) };
+                    key += page_size;
+                    continue;
                 }
-                slots_left = grant.page_grants();
-                next_page += page_size;
-            } else if key != next_slot {
-                // A granted slot of this page is missing (deallocated).
+            }
+            let (batch, i) = self.find(key, |b, i| (b.clone(), i)).ok_or(ENOENT)?;
+            // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
+            let n = unsafe { batch.page_grants(i) }.ok_or(ENOENT)?;
+            if !batch.all_listed(i..i + n) {
                 return Err(ENOENT);
             }
-            slots_left -= 1;
-            next_slot = key + step;
+            // SAFETY: As above, and the slots were just checked to be listed.
+            let seg = unsafe { MappedSlots::new(batch, i, n) };
             match first {
-                None => first = Some(grant.clone()),
-                Some(_) => rest.push(grant.clone(), GFP_KERNEL)?,
+                None => first = Some(seg),
+                Some(_) => rest.push(seg, GFP_KERNEL)?,
             }
-            cursor = match cursor.move_next() {
-                Some(c) => c,
-                None => break,
-            };
+            key += page_size;
         }
-        match first {
-            Some(first) if next_page == end && slots_left == 0 => {
-                Ok(MappingRange::new(first, rest))
-            }
-            _ => Err(ENOENT),
+        first
+            .map(|first| MappingRange { first, rest })
+            .ok_or(ENOENT)
+    }
+}
+
+impl Drop for FileIndex {
+    fn drop(&mut self) {
+        // The last copy of the file is closed: the slots it lists lose that user. Those that a
+        // mapping still covers live on with it (the mapping holds their batch); the others are
+        // released here, firing their notifications.
+        for batch in self.batches.values() {
+            // SAFETY: `&mut self`: nobody else can reach this index any more.
+            unsafe { batch.unlist_all() };
         }
     }
 }
 
 impl FileState {
-    /// Locks the index space for an allocation. The lock is held from the choice of the index to
-    /// the listing of the last grant, so no other user of the file sees a partial allocation, and
-    /// a failed one leaves no hole in the index space.
+    /// Locks the index space.
     pub(crate) fn lock_index(&self) -> MutexGuard<'_, FileIndex> {
         self.index.lock()
     }
 
-    /// Replaces the unmap notification of the grant at slot `key` with the one `make` builds,
-    /// and returns the old one for the caller to drop after the lock. `ENOENT` (before `make`
-    /// runs) if the file does not list that slot. The grant is not referenced beyond the lock
-    /// hold, so a concurrent DEALLOC cannot leave it alive after returning.
+    /// Replaces the unmap notification of the slot at `key` with the one `make` builds, and
+    /// returns the old one for the caller to drop after the lock. `ENOENT` (before `make` runs)
+    /// if the file does not list that slot. The slot is not referenced beyond the lock hold, so
+    /// a concurrent DEALLOC cannot leave it alive after returning.
     pub(crate) fn replace_notify(
         &self,
         key: u64,
         make: impl FnOnce() -> Result<UnmapNotify>,
     ) -> Result<UnmapNotify> {
         let index = self.index.lock();
-        let grant = index.grants.get(&key).ok_or(ENOENT)?;
-        Ok(grant.set_notify(make()?))
+        index
+            .find(key, |batch, i| {
+                // SAFETY: We hold the index lock of the file that lists the batch.
+                unsafe { batch.replace_notify(i, make) }
+            })
+            .ok_or(ENOENT)?
     }
 
     /// Removes `count` slots starting at `start` if all of them are listed with consecutive
-    /// keys; `EINVAL` (and nothing removed) otherwise. Released grants that no mapping holds are
+    /// keys; `EINVAL` (and nothing removed) otherwise. Released slots that no mapping holds are
     /// ended here, firing their notifications before the ioctl returns.
     fn remove_range(&self, start: u64, count: usize) -> Result {
-        let step = XEN_PAGE_SIZE as u64;
         let mut index = self.index.lock();
+        // First check the whole range: batch after batch, each slot listed, keys consecutive.
         {
-            let mut cursor = index.grants.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
-            let mut expected = start;
-            for i in 0..count {
-                if *cursor.current().0 != expected {
+            let mut cursor = index.batches.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
+            let (mut key, mut left) = (start, count);
+            loop {
+                let (_, batch) = cursor.current();
+                let i = batch.slot_of(key).ok_or(EINVAL)?;
+                let n = left.min(batch.len() - i);
+                if !batch.all_listed(i..i + n) {
                     return Err(EINVAL);
                 }
-                if i + 1 < count {
-                    cursor = cursor.move_next().ok_or(EINVAL)?;
-                    expected = expected.checked_add(step).ok_or(EINVAL)?;
+                left -= n;
+                if left == 0 {
+                    break;
                 }
+                key = key.checked_add((n * XEN_PAGE_SIZE) as u64).ok_or(EINVAL)?;
+                cursor = cursor.move_next().ok_or(EINVAL)?;
             }
         }
-        // The `count` nodes from `start` are exactly the ones checked above: remove them in one
-        // walk. Dropping the last reference ends a grant under this lock, which the lock order
-        // allows; nothing here touches user memory.
-        let mut cursor = index.grants.cursor_lower_bound_mut(&start);
-        for _ in 0..count {
+        // Then unlist the same slots. Releasing ends grants under this lock, which the lock
+        // order allows; nothing here touches user memory. A batch left with no listed slot
+        // leaves the index (its mappings may still hold it).
+        let mut cursor = index.batches.cursor_lower_bound_mut(&start);
+        let (mut key, mut left) = (start, count);
+        while left > 0 {
             let Some(current) = cursor else { break };
-            let (next, node) = current.remove_current();
-            drop(node);
-            cursor = next;
+            let (n, emptied) = {
+                let (_, batch) = current.current();
+                let Some(i) = batch.slot_of(key) else { break };
+                let n = left.min(batch.len() - i);
+                // SAFETY: The index lock is held and the slots were checked to be listed.
+                (n, unsafe { batch.unlist(i..i + n) })
+            };
+            left -= n;
+            key = key.wrapping_add((n * XEN_PAGE_SIZE) as u64);
+            cursor = if emptied {
+                let (next, node) = current.remove_current();
+                drop(node);
+                next
+            } else {
+                current.move_next()
+            };
         }
         Ok(())
     }
 }
 
-/// The grants covered by one `mmap()` call, shared by every VMA descended from it: they stay
-/// alive until the last of those VMAs is gone. In index order: `first`, then `rest`.
+/// The slots covered by one `mmap()` call, shared by every VMA descended from it: each holds
+/// a mapping user until the last of those VMAs is gone. In index order: `first`, then `rest`,
+/// one segment per run of consecutive slots of one batch.
 pub(crate) struct MappingRange {
-    first: Arc<Grant>,
-    rest: KVec<Arc<Grant>>,
+    first: MappedSlots,
+    rest: KVec<MappedSlots>,
 }
 
 impl MappingRange {
-    fn new(first: Arc<Grant>, rest: KVec<Arc<Grant>>) -> Self {
-        let range = Self { first, rest };
-        for grant in range.grants() {
-            grant.mapped();
-        }
-        range
-    }
-
-    /// The grants, in index order.
-    fn grants(&self) -> impl Iterator<Item = &Arc<Grant>> {
+    /// The segments, in index order.
+    fn segments(&self) -> impl Iterator<Item = &MappedSlots> {
         Iterator::chain(core::iter::once(&self.first), self.rest.iter())
-    }
-}
-
-impl Drop for MappingRange {
-    fn drop(&mut self) {
-        for grant in self.grants() {
-            grant.unmapped();
-        }
     }
 }
 
@@ -329,7 +358,7 @@ impl MiscDevice for FileState {
             try_pin_init!(Self {
                 index <- kernel::new_mutex!(
                     FileIndex {
-                        grants: RBTree::new(),
+                        batches: RBTree::new(),
                         next: 0,
                     },
                     "FileState::index"
@@ -356,16 +385,12 @@ impl MiscDevice for FileState {
         vma.set_dontexpand();
         vma.set_dontdump();
         let mixed = vma.set_mixedmap();
-        // The first slot of each page is its first grant: map that page.
         let mut addr = vma.start();
-        for grant in range.grants() {
-            let (page, xen_index) = grant.page()?;
-            if xen_index == 0 {
-                // `range` keeps the page alive; the VMA family holds `range` until the last VMA
-                // is closed, and zapping on munmap drops the mapping's own page references.
-                mixed.vm_insert_page(addr, &page.borrow())?;
-                addr += PAGE_SIZE;
-            }
+        for page in range.segments().flat_map(MappedSlots::pages) {
+            // `range` keeps the page alive; the VMA family holds `range` until the last VMA is
+            // closed, and zapping on munmap drops the mapping's own page references.
+            mixed.vm_insert_page(addr, &page.borrow())?;
+            addr += PAGE_SIZE;
         }
         // On error above, `range` is dropped before `index` is unlocked, and the grants go back
         // as they were.
@@ -386,15 +411,18 @@ impl MiscDevice for FileState {
 
     fn show_fdinfo(state: Pin<&Self>, m: &SeqFile, _file: &File) {
         let index = state.index.lock();
-        let (mut mapped, mut notify) = (0usize, 0usize);
-        for grant in index.grants.values() {
-            mapped += usize::from(grant.is_mapped());
-            notify += usize::from(grant.notify_armed());
+        let (mut grants, mut mapped, mut notify) = (0usize, 0usize, 0usize);
+        for batch in index.batches.values() {
+            grants += batch.listed();
+            // SAFETY: We hold the index lock of the file that lists the batch.
+            let (m, n) = unsafe { batch.count_mapped_notify() };
+            mapped += m;
+            notify += n;
         }
         seq_print!(
             m,
             "grants:\t{}\nmapped:\t{}\nnotify:\t{}\nnext_index:\t{:#x}\nglobal_in_use:\t{}\n",
-            index.grants.iter().count(),
+            grants,
             mapped,
             notify,
             index.next,

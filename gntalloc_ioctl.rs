@@ -21,6 +21,7 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
+    rbtree::RBTreeNodeReservation,
     sync::atomic::Relaxed,
     uaccess::{
         UserPtr,
@@ -32,20 +33,17 @@ use kernel::{
 use crate::{
     grant::{
         self,
-        Grant,
+        GrantBatch,
         UnmapNotify, //
     },
     xen::{
         self,
         raw,
         EvtchnRef,
-        ForeignGrant,
         GrantError,
-        PageRef,
         XEN_PAGES_PER_PAGE,
         XEN_PAGE_SIZE, //
     },
-    FileIndex,
     FileState, //
 };
 
@@ -189,11 +187,13 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     let count_us = count as usize;
     let ids_len = count_us.checked_mul(size_of::<u32>()).ok_or(ENOMEM)?;
     let mut inline_ids = [0u8; INLINE_IDS * size_of::<u32>()];
-    let mut heap_ids: KVec<u8>;
+    let mut heap_ids: KVVec<u8>;
     let ids = match inline_ids.get_mut(..ids_len) {
         Some(ids) => ids,
         None => {
-            heap_ids = KVec::from_elem(0u8, ids_len, GFP_KERNEL)?;
+            // Up to 4 bytes per grant: Qubes' allocator asks for ~100k grants at once, and
+            // vmalloc serves that where contiguous memory is short.
+            heap_ids = KVVec::from_elem(0u8, ids_len, GFP_KERNEL)?;
             &mut heap_ids[..]
         }
     };
@@ -203,23 +203,42 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 
     let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
     let span = pages * kernel::page::PAGE_SIZE as u64;
-    let mut index_space = file.lock_index();
-    let index = index_space.next;
-    let mut made = 0;
-    let res = make_grants(&mut index_space, &mut made, ids, domid, writable, index);
-    if let Err(e) = res {
-        // The grants made so far go, each releasing its own slot of the reservation (one that
-        // failed to be listed already went); the index space is not consumed.
-        index_space.remove_new(index, made);
-        drop(index_space);
-        grant::unreserve(count - made as u32);
-        if let GrantError::TableFull = e {
-            grant::STATS.table_full.add(1, Relaxed);
+    // The index node is allocated before the lock, so that listing cannot fail.
+    let node = match RBTreeNodeReservation::new(GFP_KERNEL) {
+        Ok(node) => node,
+        Err(e) => {
+            grant::unreserve(count);
+            return Err(e);
         }
-        return Err(e.into());
+    };
+    // The index range is taken in one short locked step; the pages and grants are made
+    // without the lock, so that mmap and page faults on this file (which take it under
+    // `mmap_lock`) do not wait for a large allocation; a second short step lists them.
+    let index = {
+        let mut index_space = file.lock_index();
+        let index = index_space.next;
+        index_space.next = index.wrapping_add(span);
+        index
+    };
+    if count > 0 {
+        match GrantBatch::build(index, count_us, domid, writable, ids) {
+            Ok(batch) => file.lock_index().insert_new(node, batch),
+            Err(e) => {
+                // Nothing is left behind (`build` ended what it made and returned the whole
+                // reservation), and the index range goes back unless another ALLOC has taken
+                // the one after it meanwhile (upstream's B4 leaves it consumed).
+                let mut index_space = file.lock_index();
+                if index_space.next == index.wrapping_add(span) {
+                    index_space.next = index;
+                }
+                drop(index_space);
+                if let GrantError::TableFull = e {
+                    grant::STATS.table_full.add(1, Relaxed);
+                }
+                return Err(e.into());
+            }
+        }
     }
-    index_space.next = index.wrapping_add(span);
-    drop(index_space);
 
     // Results go out after the lock is dropped. As upstream, the whole argument as read (with
     // the caller's padding) is written back, then the ids.
@@ -234,48 +253,6 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         )
         .writer()
         .write_slice(ids)?;
-    }
-    Ok(())
-}
-
-/// Allocates and grants one 4K slot per 4-byte entry of `ids` (where each grant's reference
-/// goes), packed into fresh kernel pages and listed in `index_space` with keys from `index`.
-/// `made` counts the grants created, which the caller removes again on error.
-fn make_grants(
-    index_space: &mut FileIndex,
-    made: &mut usize,
-    ids: &mut [u8],
-    domid: u16,
-    writable: bool,
-    index: u64,
-) -> Result<(), GrantError> {
-    let count = ids.len() / size_of::<u32>();
-    while *made < count {
-        let in_page = (count - *made).min(XEN_PAGES_PER_PAGE);
-        let mut page = Some(PageRef::alloc_zeroed().map_err(GrantError::Other)?);
-        for xen_index in 0..in_page {
-            // Each slot owns one reference on the page; the last one takes the allocation's.
-            let page_ref = match page.take() {
-                Some(p) if xen_index + 1 < in_page => {
-                    let r = p.new_ref();
-                    page = Some(p);
-                    r
-                }
-                Some(p) => p,
-                None => return Err(GrantError::Other(EINVAL)),
-            };
-            let frame = ForeignGrant::new(domid, page_ref, xen_index, in_page, writable)?;
-            let gref = frame.gref();
-            let grant = Grant::new(frame).map_err(GrantError::Other)?;
-            // From here on the grant releases its own slot of the reservation when dropped,
-            // whether it gets listed or not.
-            let slot = *made;
-            *made += 1;
-            index_space
-                .insert_new(index + (slot * XEN_PAGE_SIZE) as u64, grant)
-                .map_err(GrantError::Other)?;
-            ids[slot * size_of::<u32>()..][..size_of::<u32>()].copy_from_slice(&gref.to_ne_bytes());
-        }
     }
     Ok(())
 }

@@ -3,35 +3,49 @@
 //! Grants as the device hands them out, the global accounting against `limit`, and the deferred
 //! list of grants that a remote domain still maps.
 //!
-//! A [`Grant`] is one 4K grant (one "slot" of a file's index space). It is shared through `Arc`
-//! by its holders: the file's index tree (until DEALLOC or close) and every mmap() family that
-//! covers it. When the last holder lets go, `Drop` fires the unmap notification (byte, then
-//! event) and ends the grant. If the remote domain still maps the page, the grant goes to
-//! [`DEFERRED`]: it stays counted against `limit` and is retried on later ioctls and by a
-//! periodic work item until the remote has unmapped it.
+//! A [`GrantBatch`] holds the grants of one ALLOC by value, one 4K "slot" of the file's index
+//! space each. It is shared through `Arc` by the file's index (one node per batch, until every
+//! slot is deallocated or the file is closed) and by every mmap() family that covers some of its
+//! slots ([`MappedSlots`]). Each slot counts its own users: the listing and the mappings. When
+//! the last one lets go, the slot fires its unmap notification (byte, then event) and ends its
+//! grant. If the remote domain still maps the page, the grant goes to [`DEFERRED`]: it stays
+//! counted against `limit` and is retried on later ioctls and by a periodic work item until the
+//! remote has unmapped it.
+//!
+//! Compared with one object per grant, a batch costs one allocation per ALLOC (two for more
+//! than one grant) instead of two per grant, and a slot is a few words.
 //!
 //! Lock order (see `gntalloc.rs`): a file's index lock → [`DEFERRED`] → the grant-table core's
-//! spinlock. A grant's `notify` lock is a leaf, never held while another lock is taken.
+//! spinlock. A slot's notification is guarded by its file's index lock (see [`GrantSlot`]).
 //! [`STATS`]`.deferred` changes only under [`DEFERRED`], with the list, so that it never reads
 //! below zero.
 
-use core::mem::ManuallyDrop;
+use core::{
+    cell::UnsafeCell,
+    mem::{
+        size_of,
+        ManuallyDrop, //
+    },
+};
 use kernel::{
     prelude::*,
     sync::{
         atomic::{
             Atomic,
+            Full,
             Relaxed, //
         },
-        Arc,
-        SpinLock, //
+        Arc, //
     },
 };
 
 use crate::xen::{
     self,
     EvtchnRef,
-    ForeignGrant, //
+    ForeignGrant,
+    GrantError,
+    PageRef,
+    XEN_PAGES_PER_PAGE, //
 };
 
 /// Counters exported through debugfs; all monotonic except `in_use` and `deferred`.
@@ -192,82 +206,87 @@ impl UnmapNotify {
     }
 }
 
-/// One 4K grant handed out by the device.
+/// The bit of [`GrantSlot`]`::users` that stands for the file listing the slot; each mmap()
+/// family covering the slot counts one in the bits below it.
+const LISTED: u32 = 1 << 31;
+
+/// One 4K grant of a [`GrantBatch`]: one slot of a file's index space.
 ///
 /// # Invariants
 ///
-/// `frame` is initialised until `drop` takes it. The grant is counted once in
-/// [`STATS`]`.in_use` from creation until its frame is ended.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Grant {
-    frame: ManuallyDrop<ForeignGrant>,
-    /// The pending unmap notification, set by SET_UNMAP_NOTIFY.
-    #[pin]
-    notify: SpinLock<UnmapNotify>,
-    /// Number of mmap() families that cover this grant, for fdinfo.
-    mappings: Atomic<u32>,
+/// - `users` is [`LISTED`] while the file lists the slot, plus one per mmap() family covering
+///   it. Once it has dropped to zero it never rises again.
+/// - While `users` is not zero, `frame` is initialised and `notify` holds the pending
+///   notification. Whoever drops `users` to zero owns both from then on and releases them
+///   ([`GrantSlot::release`]), as does `drop` for a slot still live (one that no index lists
+///   and no mapping covers: a batch that failed to be made); nobody touches them afterwards.
+/// - `notify` is accessed only under the index lock of the file that lists the slot, while it
+///   is listed, or by the releaser.
+/// - The slot is counted once in [`STATS`]`.in_use` until its frame is ended.
+struct GrantSlot {
+    users: Atomic<u32>,
+    frame: UnsafeCell<ManuallyDrop<ForeignGrant>>,
+    notify: UnsafeCell<UnmapNotify>,
 }
 
-impl Grant {
-    /// Wraps a new grant; the caller has already reserved one slot of the limit for it.
-    pub(crate) fn new(frame: ForeignGrant) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(Self {
-                frame: ManuallyDrop::new(frame),
-                notify <- kernel::new_spinlock!(UnmapNotify::default(), "Grant::notify"),
-                mappings: Atomic::new(0),
-            }),
-            GFP_KERNEL,
-        )
+impl GrantSlot {
+    /// A listed slot owning `frame`.
+    fn new(frame: ForeignGrant) -> Self {
+        // INVARIANT: listed, with `frame` initialised and no notification.
+        Self {
+            users: Atomic::new(LISTED),
+            frame: UnsafeCell::new(ManuallyDrop::new(frame)),
+            notify: UnsafeCell::new(UnmapNotify::default()),
+        }
     }
 
-    /// The kernel page holding the granted Xen page, and the Xen page's index in it.
+    /// Whether the file lists the slot. Stable under the file's index lock.
+    fn is_listed(&self) -> bool {
+        self.users.load(Relaxed) & LISTED != 0
+    }
+
+    /// Whether an mmap() family covers the slot.
+    fn is_mapped(&self) -> bool {
+        self.users.load(Relaxed) & !LISTED != 0
+    }
+
+    /// The granted frame.
     ///
-    /// Fails only if the grant has been ended, which cannot happen while `self` is shared.
-    pub(crate) fn page(&self) -> Result<(&xen::PageRef, usize)> {
-        Ok((self.frame.page().ok_or(ENOENT)?, self.frame.xen_index()))
+    /// # Safety
+    ///
+    /// The caller holds one of the slot's users (the listing, under the file's index lock, or
+    /// an mmap() family) for as long as the result is used.
+    unsafe fn frame(&self) -> &ForeignGrant {
+        // SAFETY: `users` is not zero while the caller holds a user, so `frame` is initialised
+        // and only the releaser, which cannot exist yet, would take it (type invariant).
+        unsafe { &*self.frame.get() }
     }
 
-    /// Number of grants sharing this grant's kernel page (the first Xen pages of it; the rest
-    /// is padding). 1 on 4K kernels.
-    pub(crate) fn page_grants(&self) -> usize {
-        self.frame.page_grants()
+    /// Gives up `user` (the listing or one mapping); the last one releases the slot.
+    fn drop_user(&self, user: u32) {
+        // Fully ordered, as a refcount's decrement: every access made while holding the user,
+        // on any CPU, happens before the release below.
+        if self.users.fetch_sub(user, Full) == user {
+            // SAFETY: `users` has just dropped to zero here: this caller is the releaser.
+            unsafe { self.release() };
+        }
     }
 
-    /// Replaces the unmap notification and returns the old one, to be dropped by the caller
-    /// outside any lock (dropping it may release an event channel, which sleeps).
-    pub(crate) fn set_notify(&self, new: UnmapNotify) -> UnmapNotify {
-        core::mem::replace(&mut *self.notify.lock(), new)
-    }
-
-    /// Whether an unmap notification is pending.
-    pub(crate) fn notify_armed(&self) -> bool {
-        self.notify.lock().is_armed()
-    }
-
-    /// Records one more mmap() family covering this grant.
-    pub(crate) fn mapped(&self) {
-        self.mappings.add(1, Relaxed);
-    }
-
-    /// Records that an mmap() family covering this grant is gone.
-    pub(crate) fn unmapped(&self) {
-        self.mappings.fetch_sub(1, Relaxed);
-    }
-
-    /// Whether some mapping covers this grant.
-    pub(crate) fn is_mapped(&self) -> bool {
-        self.mappings.load(Relaxed) > 0
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for Grant {
-    fn drop(self: Pin<&mut Self>) {
-        let this = self.project();
-        let notify = core::mem::take(&mut *this.notify.lock());
-        // SAFETY: `drop` runs once and nothing uses `frame` afterwards.
-        let frame = unsafe { ManuallyDrop::take(this.frame) };
+    /// Fires the unmap notification and ends the grant, or defers it.
+    ///
+    /// # Safety
+    ///
+    /// The caller dropped `users` to zero, or has exclusive access to a slot that nobody else
+    /// can reach; this is the slot's only release.
+    unsafe fn release(&self) {
+        // SAFETY: The caller is the releaser (function contract): it owns `notify` and `frame`,
+        // which are initialised until now and never touched again.
+        let (notify, frame) = unsafe {
+            (
+                core::mem::take(&mut *self.notify.get()),
+                ManuallyDrop::take(&mut *self.frame.get()),
+            )
+        };
         // Byte first, then event, then the grant end: a peer woken by the event must see the
         // byte cleared and its mapping still valid (libxenvchan relies on this order).
         if let (Some(offset), Some(page)) = (notify.clear_byte, frame.page()) {
@@ -278,5 +297,359 @@ impl PinnedDrop for Grant {
         }
         drop(notify);
         end_or_defer(frame);
+    }
+}
+
+impl Drop for GrantSlot {
+    fn drop(&mut self) {
+        // Only a slot of a batch that failed to be completed, or to be shared, is still live
+        // here: no index lists it and no mapping covers it, so this is its only release.
+        if self.users.load(Relaxed) != 0 {
+            // SAFETY: `&mut self`: nobody else can reach the slot, and its users are gone.
+            unsafe { self.release() };
+        }
+    }
+}
+
+/// Where a batch keeps its slots: inline for a single grant (libxengnttab's most common
+/// request), so that an ALLOC of one costs one allocation besides the page and the index node.
+enum Slots {
+    One(GrantSlot),
+    Many(KVVec<GrantSlot>),
+}
+
+/// The grants of one ALLOC, held by value: slot `i` has key `start + i * XEN_PAGE_SIZE`.
+///
+/// A batch is shared through `Arc` by the file's index (while any of its slots is listed) and
+/// by every mmap() family that covers some of its slots; each slot counts its own users, and
+/// is released, firing its notification and ending its grant, when the last one lets go.
+///
+/// # Invariants
+///
+/// - Every slot is live ([`GrantSlot`]'s invariants) when the batch is made.
+/// - `listed` is the number of slots still listed; it changes only under the index lock of
+///   the file that lists the batch.
+/// - The batch is listed in at most one file's index, and only while `listed` is not zero.
+pub(crate) struct GrantBatch {
+    start: u64,
+    listed: Atomic<u32>,
+    slots: Slots,
+}
+
+// SAFETY: The slots' cells are accessed as their invariants say: `notify` under the owning
+// file's index lock or by the releaser, `frame` read by user holders and taken by the releaser
+// alone. Everything else is atomic or immutable, and the owned values are `Send`.
+unsafe impl Send for GrantBatch {}
+// SAFETY: See `Send`: shared access never races on a cell.
+unsafe impl Sync for GrantBatch {}
+
+impl GrantBatch {
+    /// Allocates fresh zeroed kernel pages and grants `domid` access to `count` 4K slots of
+    /// them, packed (slot `k` is Xen page `k % XEN_PAGES_PER_PAGE` of page
+    /// `k / XEN_PAGES_PER_PAGE`). Slot `k` gets key `start + k * XEN_PAGE_SIZE` and its grant
+    /// reference goes to `ids[4k..4k + 4]`. Sleeps; called without any lock held.
+    ///
+    /// The caller has reserved `count` grants of the limit, which the batch's slots then
+    /// carry. On failure nothing is left behind: the grants made so far are ended and the whole
+    /// reservation is returned.
+    pub(crate) fn build(
+        start: u64,
+        count: usize,
+        domid: u16,
+        writable: bool,
+        ids: &mut [u8],
+    ) -> Result<Arc<Self>, GrantError> {
+        let mut made = 0usize;
+        let res = Self::build_slots(count, domid, writable, ids, &mut made).and_then(|slots| {
+            let listed = Atomic::new(count as u32);
+            Arc::new(
+                Self {
+                    start,
+                    listed,
+                    slots,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|e| GrantError::Other(e.into()))
+        });
+        if res.is_err() {
+            // The slots made were dropped with their batch (or its parts), each returning its
+            // own reservation; return the rest.
+            unreserve((count - made) as u32);
+        }
+        res
+    }
+
+    /// Makes the slots of [`GrantBatch::build`]; `made` counts those created (each carries its
+    /// own reservation from then on).
+    fn build_slots(
+        count: usize,
+        domid: u16,
+        writable: bool,
+        ids: &mut [u8],
+        made: &mut usize,
+    ) -> Result<Slots, GrantError> {
+        let mut record = |k: usize, slot: &GrantSlot| {
+            // SAFETY: The slot is new and listed; nothing else can reach it.
+            let gref = unsafe { slot.frame() }.gref();
+            if let Some(id) = ids.get_mut(k * size_of::<u32>()..(k + 1) * size_of::<u32>()) {
+                id.copy_from_slice(&gref.to_ne_bytes());
+            }
+        };
+        if count == 1 {
+            let page = PageRef::alloc_zeroed().map_err(GrantError::Other)?;
+            let slot = GrantSlot::new(ForeignGrant::new(domid, page, 0, 1, writable)?);
+            *made = 1;
+            record(0, &slot);
+            return Ok(Slots::One(slot));
+        }
+        let mut slots =
+            KVVec::with_capacity(count, GFP_KERNEL).map_err(|e| GrantError::Other(e.into()))?;
+        while *made < count {
+            let in_page = (count - *made).min(XEN_PAGES_PER_PAGE);
+            let mut page = Some(PageRef::alloc_zeroed().map_err(GrantError::Other)?);
+            for xen_index in 0..in_page {
+                // Each slot owns one reference on the page; the last one takes the allocation's.
+                let page_ref = if xen_index + 1 < in_page {
+                    page.as_ref().map(PageRef::new_ref)
+                } else {
+                    page.take()
+                }
+                .ok_or(GrantError::Other(EINVAL))?;
+                let frame = ForeignGrant::new(domid, page_ref, xen_index, in_page, writable)?;
+                let slot = GrantSlot::new(frame);
+                *made += 1;
+                record(*made - 1, &slot);
+                // Within the capacity reserved above, so this does not fail.
+                slots
+                    .push_within_capacity(slot)
+                    .map_err(|_| GrantError::Other(ENOMEM))?;
+            }
+        }
+        Ok(Slots::Many(slots))
+    }
+
+    fn slots(&self) -> &[GrantSlot] {
+        match &self.slots {
+            Slots::One(slot) => core::slice::from_ref(slot),
+            Slots::Many(slots) => slots,
+        }
+    }
+
+    /// Number of slots.
+    pub(crate) fn len(&self) -> usize {
+        self.slots().len()
+    }
+
+    /// Key of the last slot: the batch's key in its file's index.
+    pub(crate) fn last_key(&self) -> u64 {
+        self.start + (self.len().saturating_sub(1) * xen::XEN_PAGE_SIZE) as u64
+    }
+
+    /// The position of the slot with `key`, if the batch has one.
+    pub(crate) fn slot_of(&self, key: u64) -> Option<usize> {
+        let off = key.checked_sub(self.start)?;
+        if off % xen::XEN_PAGE_SIZE as u64 != 0 {
+            return None;
+        }
+        let i = usize::try_from(off / xen::XEN_PAGE_SIZE as u64).ok()?;
+        (i < self.len()).then_some(i)
+    }
+
+    /// Whether every slot of `range` is listed. Stable under the file's index lock.
+    pub(crate) fn all_listed(&self, range: core::ops::Range<usize>) -> bool {
+        self.slots()
+            .get(range)
+            .is_some_and(|slots| slots.iter().all(GrantSlot::is_listed))
+    }
+
+    /// Number of slots still listed.
+    pub(crate) fn listed(&self) -> usize {
+        self.listed.load(Relaxed) as usize
+    }
+
+    /// Counts, among listed slots, those covered by a mapping and those with a notification.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch.
+    pub(crate) unsafe fn count_mapped_notify(&self) -> (usize, usize) {
+        let (mut mapped, mut notify) = (0, 0);
+        for slot in self.slots().iter().filter(|s| s.is_listed()) {
+            mapped += usize::from(slot.is_mapped());
+            // SAFETY: The slot is listed and the caller holds the file's index lock.
+            notify += usize::from(unsafe { &*slot.notify.get() }.is_armed());
+        }
+        (mapped, notify)
+    }
+
+    /// Number of granted slots of the kernel page holding slot `i` (all of them from `i` on,
+    /// when `i` is the page's first slot), if slot `i` is listed.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch.
+    pub(crate) unsafe fn page_grants(&self, i: usize) -> Option<usize> {
+        let slot = self.slots().get(i).filter(|s| s.is_listed())?;
+        // SAFETY: The slot is listed and the caller holds the file's index lock: the listing
+        // is a user that cannot go meanwhile.
+        Some(unsafe { slot.frame() }.page_grants())
+    }
+
+    /// Replaces the notification of listed slot `i` and returns the old one, to be dropped by
+    /// the caller outside the lock (it may hold an event channel); `ENOENT` if the slot is not
+    /// listed, before `make` runs.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch.
+    pub(crate) unsafe fn replace_notify(
+        &self,
+        i: usize,
+        make: impl FnOnce() -> Result<UnmapNotify>,
+    ) -> Result<UnmapNotify> {
+        let slot = self
+            .slots()
+            .get(i)
+            .filter(|s| s.is_listed())
+            .ok_or(ENOENT)?;
+        let new = make()?;
+        // SAFETY: The slot is listed and the caller holds the file's index lock, which
+        // serialises every other access to `notify` but the releaser's, and there is none
+        // while the slot is listed.
+        Ok(core::mem::replace(unsafe { &mut *slot.notify.get() }, new))
+    }
+
+    /// Unlists slots `range`, releasing those that no mapping holds. Returns whether no slot
+    /// of the batch is listed any more (the caller then removes the batch from its index).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch, and every slot of
+    /// `range` is listed.
+    pub(crate) unsafe fn unlist(&self, range: core::ops::Range<usize>) -> bool {
+        let n = range.len() as u32;
+        if let Some(slots) = self.slots().get(range) {
+            for slot in slots {
+                slot.drop_user(LISTED);
+            }
+        }
+        // Under the index lock (function contract): no concurrent change.
+        let left = self.listed.load(Relaxed).saturating_sub(n);
+        self.listed.store(left, Relaxed);
+        left == 0
+    }
+
+    /// Unlists every slot still listed: the file is going away. Slots that a mapping covers
+    /// live on with it; the others are released here.
+    ///
+    /// # Safety
+    ///
+    /// The caller has exclusive access to the index of the file that lists the batch.
+    pub(crate) unsafe fn unlist_all(&self) {
+        for slot in self.slots().iter().filter(|s| s.is_listed()) {
+            slot.drop_user(LISTED);
+        }
+        self.listed.store(0, Relaxed);
+    }
+
+    /// Adds a mapping user to every slot of `range`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch, and every slot of
+    /// `range` is listed.
+    unsafe fn add_mapping(&self, range: core::ops::Range<usize>) {
+        if let Some(slots) = self.slots().get(range) {
+            for slot in slots {
+                // A listed slot has a user already: it cannot be released meanwhile.
+                slot.users.add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Gives up a mapping user of every slot of `range`.
+    fn drop_mapping(&self, range: core::ops::Range<usize>) {
+        if let Some(slots) = self.slots().get(range) {
+            for slot in slots {
+                slot.drop_user(1);
+            }
+        }
+    }
+}
+
+/// Slots `first..first + count` of a batch, each holding one mapping user for as long as the
+/// segment lives.
+///
+/// # Invariants
+///
+/// The segment owns one mapping user on each slot of its range.
+pub(crate) struct MappedSlots {
+    batch: Arc<GrantBatch>,
+    first: usize,
+    count: usize,
+}
+
+impl MappedSlots {
+    /// Takes a mapping user on slots `first..first + count` of `batch`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch, and every slot of the
+    /// range is listed.
+    pub(crate) unsafe fn new(batch: Arc<GrantBatch>, first: usize, count: usize) -> Self {
+        // SAFETY: As this function's contract.
+        unsafe { batch.add_mapping(first..first + count) };
+        // INVARIANT: One mapping user taken on each slot of the range.
+        Self {
+            batch,
+            first,
+            count,
+        }
+    }
+
+    /// The batch the segment's slots belong to.
+    pub(crate) fn batch(&self) -> &GrantBatch {
+        &self.batch
+    }
+
+    /// The position of the slot right after the segment, if the batch has one at `key`.
+    pub(crate) fn following_slot(&self, key: u64) -> Option<usize> {
+        let i = self.first + self.count;
+        (self.batch.slot_of(key) == Some(i)).then_some(i)
+    }
+
+    /// Extends the segment by the `count` slots that follow it.
+    ///
+    /// # Safety
+    ///
+    /// As [`MappedSlots::new`], for the added slots.
+    pub(crate) unsafe fn extend(&mut self, count: usize) {
+        let end = self.first + self.count;
+        // SAFETY: As this function's contract.
+        unsafe { self.batch.add_mapping(end..end + count) };
+        // INVARIANT: The added slots have their mapping user.
+        self.count += count;
+    }
+
+    /// The kernel pages of the segment, in order: each page's first slot's page.
+    pub(crate) fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
+        let slots = self.batch.slots().get(self.first..self.first + self.count);
+        slots.into_iter().flatten().filter_map(|slot| {
+            // SAFETY: The segment holds a mapping user on each of its slots (type invariant),
+            // for as long as `self` is borrowed.
+            let frame = unsafe { slot.frame() };
+            if frame.xen_index() == 0 {
+                frame.page()
+            } else {
+                None
+            }
+        })
+    }
+}
+
+impl Drop for MappedSlots {
+    fn drop(&mut self) {
+        self.batch.drop_mapping(self.first..self.first + self.count);
     }
 }
