@@ -1,167 +1,583 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Benchmark, not a test: times the operations user space does most on
- * /dev/xen/gntalloc, on whichever module provides it (run-qemu --bench runs
- * it once per module, in the same VM, so the numbers compare). Under QEMU TCG
+ * Benchmark, not a test: times what user space does on /dev/xen/gntalloc, on
+ * whichever module provides it, at the scale Qubes OS runs it (its limit is
+ * 2^30; one Wayland buffer is about 98k grants in a single ALLOC). run-qemu
+ * --bench runs it in rounds, alternating the modules in one boot, and
+ * tap-summary --bench takes each case's median over the rounds. Under QEMU TCG
  * absolute times mean little; ratios between the modules do.
  *
- * Prints one line per case: "bench: MODULE CASE OPS ops in MS ms".
+ * Output (stdout, line-buffered), one line per measurement:
+ *
+ *   bench: MODULE CASE OUTSTANDING OPS ops in MS ms
+ *	OPS operations of CASE took MS milliseconds (wall clock). OUTSTANDING
+ *	is the number of grants the program holds, in any of its files, while
+ *	the case runs, not counting those its operations make and free again
+ *	(for dealloc_60000 and close_file_30000: the grants being released):
+ *	the x axis of scripts/bench-chart. MODULE is "rust" or "c".
+ *   bench-mem: MODULE slab_bytes_per_grant X pages_bytes_per_grant Y grants N
+ *	Memory that N grants held in one file cost, from /proc/meminfo before
+ *	and after their ALLOCs: X is the growth of SUnreclaim (the driver's
+ *	objects, and the grant-table core's) per grant, Y the fall of MemFree
+ *	less that growth (the granted pages and anything else outside the
+ *	slab) per grant. Both rounded to whole bytes; noise can make them
+ *	slightly off, even negative.
+ *   bench-lat: MODULE CASE median_us X max_us Y samples N
+ *	Latency of one mmap of a grant made beforehand, a write to it (the
+ *	page fault) and its munmap, in a thread of this process: median and
+ *	maximum over N iterations, in microseconds (during_alloc_60000: those
+ *	that overlapped another thread's ALLOC of 60000 grants in the same
+ *	file).
+ *   bench: MODULE FAILED: CASE: WHAT: ERROR
+ *	A call failed (every return value is checked); the case is abandoned
+ *	and the next one runs. tap-summary fails the run on such a line.
+ *   bench-done: MODULE failed F seconds S
+ *	Last line: the program got to its end, F cases failed, S seconds in
+ *	all. Exit status 0 only if F is 0.
+ *
+ * The cases, in the order they run: share_cycle_1 and share_cycle_16 (one
+ * share cycle, see share_cycles(), of 1 or 16 grants per op);
+ * alloc_dealloc_256 (ALLOC + DEALLOC of 256 grants per op);
+ * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
+ * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
+ * the cycles' own file); alloc_60000 and dealloc_60000 (one op each);
+ * memory_per_grant (the bench-mem line) and close_file_30000; the
+ * two_threads_own_files and two_threads_shared_file cycles (OPS: both
+ * threads' cycles, MS: wall time); the bench-lat cases mmap_fault_idle and
+ * mmap_fault_during_alloc_60000.
+ *
+ * Op counts are chosen so that one run takes about 20-40 s per module under
+ * TCG, where a share cycle costs 50-150 us. The cases with 30k or 100k grants
+ * outstanding run few cycles: the C driver walks its lists, so a cycle costs
+ * it far more there.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "gntalloc_util.h"
 
-static double now_ms(void)
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
+enum {
+	LIMIT = 200000,		/* 100k held + a 60k ALLOC + headroom */
+	CHUNK = 1000,		/* held grants are made in ALLOCs of this many */
+	CYCLES_1 = 2000,	/* share_cycle_1 */
+	CYCLES_16 = 500,	/* share_cycle_16 */
+	BULK = 256,		/* a vchan-sized ring (256 pages each way) */
+	BULK_ROUNDS = 40,
+	BIG = 60000,		/* one ALLOC, as a large Wayland buffer */
+	HELD_30K = 30000,	/* memory per grant and close() */
+	THREAD_CYCLES = 1000,	/* per thread */
+	LAT_IDLE = 1000,
+	NOTIFY_OFFSET = 21,	/* libxenvchan's srv_live byte */
+};
+
+/* Grants held while share cycles run, and how many cycles at each level. */
+static const struct {
+	long held;
+	int cycles;
+} levels[] = {
+	{ 0, 1000 }, { 1000, 1000 }, { 10000, 500 }, { 30000, 200 }, { 100000, 200 },
+};
+
+static const char *mod;		/* module_under_test(), once */
+static const char *cur_case;	/* for FAILED lines */
+static int failures;
+
+static double now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static void report(const char *name, long ops, double ms)
+static void report(const char *name, long outstanding, long ops, double us)
 {
-	printf("bench: %s %s %ld ops in %.1f ms\n", module_under_test(), name, ops, ms);
+	printf("bench: %s %s %ld %ld ops in %.3f ms\n", mod, name, outstanding, ops, us / 1e3);
 }
 
-static int fail(const char *what)
+/* Prints the FAILED line of the current case; -1 for the caller to pass up. */
+static int failed(const char *what, int err)
 {
-	printf("bench: %s FAILED: %s\n", what, strerror(errno));
-	return 1;
+	printf("bench: %s FAILED: %s: %s: %s\n", mod, cur_case, what, strerror(err));
+	__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+	return -1;
 }
 
-/* `n` times what libxengnttab's share_page_notify and unshare do; 0 or -1. */
-static int share_cycles(int fd, int n)
+static int open_dev(int *fd)
 {
-	long ps = page_size();
+	*fd = open(GNTALLOC_DEV, O_RDWR);
+	return *fd < 0 ? failed("open", errno) : 0;
+}
+
+static int close_dev(int fd)
+{
+	return close(fd) ? failed("close", errno) : 0;
+}
+
+/*
+ * `n` times what libxengnttab's share_pages with an unmap notification, then
+ * its unshare, do for `count` grants: ALLOC, mmap, SET_UNMAP_NOTIFY (clear a
+ * byte), DEALLOC (the mapping keeps the grants), a write, munmap (which
+ * releases them). 0, or -1 after a FAILED line.
+ */
+static int share_cycles(int fd, int n, uint32_t count)
+{
+	size_t len = grant_span(count);
 	uint64_t idx;
+	int ret;
 
 	for (int i = 0; i < n; i++) {
 		uint8_t *p;
 
-		if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL))
-			return -1;
-		p = gnt_map(fd, idx, ps);
+		ret = gnt_alloc(fd, count, GNTALLOC_FLAG_WRITABLE, &idx, NULL);
+		if (ret)
+			return failed("ALLOC", -ret);
+		p = gnt_map(fd, idx, len);
 		if (p == MAP_FAILED)
-			return -1;
-		if (gnt_notify(fd, idx + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0) || gnt_dealloc(fd, idx, 1))
-			return -1;
+			return failed("mmap", errno);
+		ret = gnt_notify(fd, idx + NOTIFY_OFFSET, UNMAP_NOTIFY_CLEAR_BYTE, 0);
+		if (!ret)
+			ret = gnt_dealloc(fd, idx, count);
+		if (ret) {
+			munmap(p, len);
+			return failed("SET_UNMAP_NOTIFY or DEALLOC", -ret);
+		}
 		p[0] = 1;
-		munmap(p, ps);
+		if (munmap(p, len))
+			return failed("munmap", errno);
 	}
 	return 0;
 }
 
-int main(void)
+/* Times `cycles` share cycles of `count` grants on `fd` as case `name`. */
+static int timed_cycles(const char *name, int fd, long outstanding, int cycles, uint32_t count)
 {
-	enum { CYCLES = 2000, BULK = 256, BULK_ROUNDS = 40, MANY = 1000 };
-	long ps = page_size();
-	uint64_t idx, many[MANY];
 	double t;
+
+	cur_case = name;
+	t = now_us();
+	if (share_cycles(fd, cycles, count))
+		return -1;
+	report(name, outstanding, cycles, now_us() - t);
+	return 0;
+}
+
+/* Grows the grants held in `fd` from `*held` to `target`, CHUNK at most per ALLOC. */
+static int hold(int fd, long *held, long target)
+{
+	while (*held < target) {
+		uint32_t n = target - *held < CHUNK ? target - *held : CHUNK;
+		int ret = gnt_alloc(fd, n, 0, NULL, NULL);
+
+		if (ret)
+			return failed("ALLOC of held grants", -ret);
+		*held += n;
+	}
+	return 0;
+}
+
+static int case_share_cycles(void)
+{
+	int fd, ret;
+
+	if (open_dev(&fd))
+		return -1;
+	ret = timed_cycles("share_cycle_1", fd, 0, CYCLES_1, 1);
+	if (!ret)
+		ret = timed_cycles("share_cycle_16", fd, 0, CYCLES_16, 16);
+	return close_dev(fd) || ret ? -1 : 0;
+}
+
+/*
+ * Share cycles while more and more grants are held, (a) in another file and
+ * (b) in the file the cycles run on (whose lookups then pass them). The
+ * holding file serves both: its grants stay while the level grows.
+ */
+static int case_outstanding(void)
+{
+	int fd, held_fd, ret = 0;
+	long held = 0;
+
+	cur_case = "share_cycle_held_other_file";
+	if (open_dev(&fd))
+		return -1;
+	if (open_dev(&held_fd)) {
+		close(fd);
+		return -1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(levels) && !ret; i++) {
+		cur_case = "share_cycle_held_other_file";
+		ret = hold(held_fd, &held, levels[i].held);
+		if (!ret)
+			ret = timed_cycles("share_cycle_held_other_file", fd, held,
+					   levels[i].cycles, 1);
+		if (!ret)
+			ret = timed_cycles("share_cycle_held_same_file", held_fd, held,
+					   levels[i].cycles, 1);
+	}
+	cur_case = "share_cycle_held_other_file";
+	/* Not timed: close_file_30000 times a close. */
+	if (close_dev(held_fd))
+		ret = -1;
+	if (close_dev(fd))
+		ret = -1;
+	return ret;
+}
+
+static int case_bulk(void)
+{
+	uint64_t idx;
+	double t;
+	int fd, ret = 0;
+
+	cur_case = "alloc_dealloc_256";
+	if (open_dev(&fd))
+		return -1;
+	t = now_us();
+	for (int i = 0; i < BULK_ROUNDS && !ret; i++) {
+		ret = gnt_alloc(fd, BULK, 0, &idx, NULL);
+		if (ret) {
+			ret = failed("ALLOC", -ret);
+			break;
+		}
+		ret = gnt_dealloc(fd, idx, BULK);
+		if (ret)
+			ret = failed("DEALLOC", -ret);
+	}
+	if (!ret)
+		report(cur_case, 0, BULK_ROUNDS, now_us() - t);
+	return close_dev(fd) || ret ? -1 : 0;
+}
+
+/* One ALLOC of BIG grants, then its DEALLOC: two cases. */
+static int case_big(void)
+{
+	uint64_t idx;
+	double t;
+	int fd, ret;
+
+	cur_case = "alloc_60000";
+	if (open_dev(&fd))
+		return -1;
+	t = now_us();
+	ret = gnt_alloc(fd, BIG, 0, &idx, NULL);
+	if (ret) {
+		failed("ALLOC", -ret);
+	} else {
+		report(cur_case, 0, 1, now_us() - t);
+		cur_case = "dealloc_60000";
+		t = now_us();
+		ret = gnt_dealloc(fd, idx, BIG);
+		if (ret)
+			failed("DEALLOC", -ret);
+		else
+			report(cur_case, BIG, 1, now_us() - t);
+	}
+	return close_dev(fd) || ret ? -1 : 0;
+}
+
+/* A field of /proc/meminfo in kB, or -1. */
+static long meminfo_kb(const char *key)
+{
+	char line[128];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+			v = strtol(line + klen + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Memory per grant at HELD_30K grants in one file, then the time close()
+ * of that file takes to release them all.
+ */
+static int case_memory_and_close(void)
+{
+	long slab0, free0, slab1, free1, held = 0;
+	double t, slab_b, pages_b;
 	int fd;
 
-	set_limit(4096);
-	fd = open(GNTALLOC_DEV, O_RDWR);
-	if (fd < 0)
-		return fail("open");
-
-	/* libxengnttab's share_page_notify + unshare. */
-	t = now_ms();
-	if (share_cycles(fd, CYCLES))
-		return fail("share cycle");
-	report("share_unshare_cycle", CYCLES, now_ms() - t);
-	if (is_rust())
-		printf("bench: rust (after the cycle: in_use %ld, deferred %ld, handed to core %ld)\n",
-		       rust_stat("in_use"), rust_stat("deferred"), rust_stat("handed_to_core"));
-
-	/* The same cycle, one operation at a time. */
-	{
-		static uint64_t singles[CYCLES];
-
-		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &singles[i], NULL))
-				return fail("op: ALLOC");
-		}
-		report("op_alloc_1", CYCLES, now_ms() - t);
-		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			uint8_t *p = gnt_map(fd, singles[i], ps);
-
-			if (p == MAP_FAILED)
-				return fail("op: mmap");
-			munmap(p, ps);
-		}
-		report("op_mmap_munmap_1", CYCLES, now_ms() - t);
-		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			if (gnt_notify(fd, singles[i] + 21, UNMAP_NOTIFY_CLEAR_BYTE, 0))
-				return fail("op: NOTIFY");
-		}
-		report("op_notify", CYCLES, now_ms() - t);
-		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			if (gnt_dealloc(fd, singles[i], 1))
-				return fail("op: DEALLOC");
-		}
-		report("op_dealloc_1", CYCLES, now_ms() - t);
-		for (int i = 0; i < CYCLES; i++) {
-			if (gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &singles[i], NULL))
-				return fail("op: ALLOC");
-		}
-		t = now_ms();
-		for (int i = 0; i < CYCLES; i++) {
-			uint8_t *p = gnt_map(fd, singles[i], ps);
-
-			if (p == MAP_FAILED || gnt_dealloc(fd, singles[i], 1))
-				return fail("op: mmap+DEALLOC");
-			munmap(p, ps);
-		}
-		report("op_mmap_dealloc_munmap_1", CYCLES, now_ms() - t);
+	cur_case = "memory_per_grant";
+	if (open_dev(&fd))
+		return -1;
+	slab0 = meminfo_kb("SUnreclaim");
+	free0 = meminfo_kb("MemFree");
+	if (hold(fd, &held, HELD_30K)) {
+		close(fd);
+		return -1;
 	}
-
-	/* Bulk: a vchan-sized ring allocated and freed at once. */
-	t = now_ms();
-	for (int i = 0; i < BULK_ROUNDS; i++) {
-		if (gnt_alloc(fd, BULK, 0, &idx, NULL) || gnt_dealloc(fd, idx, BULK))
-			return fail("bulk");
+	slab1 = meminfo_kb("SUnreclaim");
+	free1 = meminfo_kb("MemFree");
+	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0) {
+		close(fd);
+		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
 	}
-	report("alloc_dealloc_256", BULK_ROUNDS, now_ms() - t);
+	slab_b = (slab1 - slab0) * 1024.0 / held;
+	pages_b = ((free0 - free1) - (slab1 - slab0)) * 1024.0 / held;
+	printf("bench-mem: %s slab_bytes_per_grant %.0f pages_bytes_per_grant %.0f grants %ld\n",
+	       mod, slab_b, pages_b, held);
 
-	/* Many allocations in one file: lookups by index as the file fills up. */
-	t = now_ms();
-	for (int i = 0; i < MANY; i++) {
-		if (gnt_alloc(fd, 1, 0, &many[i], NULL))
-			return fail("many: ALLOC");
-	}
-	for (int i = 0; i < MANY; i++) {
-		uint8_t *p = gnt_map(fd, many[MANY - 1 - i], ps);
-
-		if (p == MAP_FAILED)
-			return fail("many: mmap");
-		munmap(p, ps);
-	}
-	for (int i = MANY - 1; i >= 0; i--) {
-		if (gnt_dealloc(fd, many[i], 1))
-			return fail("many: DEALLOC");
-	}
-	report("1000_singles_map_and_free_newest_first", MANY, now_ms() - t);
-
-	/* The share cycle again, while another file holds 3000 grants (a busy system). */
-	{
-		int busy = open(GNTALLOC_DEV, O_RDWR);
-
-		if (busy < 0 || gnt_alloc(busy, 3000, 0, &idx, NULL))
-			return fail("busy: ALLOC 3000");
-		t = now_ms();
-		if (share_cycles(fd, CYCLES))
-			return fail("busy: share cycle");
-		report("share_unshare_cycle_3000_held_elsewhere", CYCLES, now_ms() - t);
-		close(busy);
-	}
-
-	close(fd);
-	set_limit(1024);
+	cur_case = "close_file_30000";
+	t = now_us();
+	if (close_dev(fd))
+		return -1;
+	report(cur_case, held, 1, now_us() - t);
 	return 0;
+}
+
+/*
+ * Share cycles in two threads at once, each on its own file or both on one.
+ * The threads wait for `go` (1: run, -1: give up) so that both start together.
+ */
+struct cycler {
+	int *go;
+	int fd, ret;
+};
+
+static void *cycler_thread(void *arg)
+{
+	struct cycler *c = arg;
+	int go;
+
+	while (!(go = __atomic_load_n(c->go, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	if (go > 0)
+		c->ret = share_cycles(c->fd, THREAD_CYCLES, 1);
+	return NULL;
+}
+
+static int two_threads(const char *name, int shared)
+{
+	struct cycler c[2] = { { 0 } };
+	pthread_t t[2];
+	int ret = 0, started, err = 0, go = 0;
+	double t0;
+
+	cur_case = name;
+	if (open_dev(&c[0].fd))
+		return -1;
+	c[1].fd = c[0].fd;
+	if (!shared && open_dev(&c[1].fd)) {
+		close(c[0].fd);
+		return -1;
+	}
+	for (started = 0; started < 2; started++) {
+		c[started].go = &go;
+		err = pthread_create(&t[started], NULL, cycler_thread, &c[started]);
+		if (err)
+			break;
+	}
+	if (err)
+		ret = failed("pthread_create", err);
+	t0 = now_us();
+	__atomic_store_n(&go, err ? -1 : 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < started; i++) {
+		int jerr = pthread_join(t[i], NULL);
+
+		if (jerr)
+			ret = failed("pthread_join", jerr);
+		else if (c[i].ret)
+			ret = -1; /* the thread printed why */
+	}
+	if (!ret)
+		report(name, 0, 2 * THREAD_CYCLES, now_us() - t0);
+	if (!shared && close_dev(c[1].fd))
+		ret = -1;
+	if (close_dev(c[0].fd))
+		ret = -1;
+	return ret;
+}
+
+/*
+ * mmap of one grant made beforehand, a write to it (the fault) and munmap, in
+ * a loop in its own thread, each iteration's start and end recorded; until
+ * `max` iterations, or until `stop` when max is 0.
+ */
+struct lat_loop {
+	int fd;
+	uint64_t idx;
+	long max;
+	int stop;		/* atomic */
+	long n;			/* atomic: iterations recorded */
+	long cap;
+	double *start, *end;	/* us */
+	int err;
+	const char *what;
+};
+
+static void lat_failed(struct lat_loop *l, const char *what, int err)
+{
+	l->what = what;
+	__atomic_store_n(&l->err, err, __ATOMIC_RELEASE);
+}
+
+static void *lat_thread(void *arg)
+{
+	struct lat_loop *l = arg;
+	long ps = page_size();
+
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE) && (!l->max || l->n < l->max)) {
+		double t0 = now_us(), t1;
+		uint8_t *p = gnt_map(l->fd, l->idx, ps);
+
+		if (p == MAP_FAILED) {
+			lat_failed(l, "mmap", errno);
+			break;
+		}
+		p[0]++;	/* the fault, where the driver maps on demand */
+		if (munmap(p, ps)) {
+			lat_failed(l, "munmap", errno);
+			break;
+		}
+		t1 = now_us();
+		if (l->n == l->cap) {
+			long cap = l->cap ? 2 * l->cap : 4096;
+			double *s = realloc(l->start, cap * sizeof(*s));
+
+			if (s)
+				l->start = s;
+			s = s ? realloc(l->end, cap * sizeof(*s)) : NULL;
+			if (!s) {
+				lat_failed(l, "recording samples", ENOMEM);
+				break;
+			}
+			l->end = s;
+			l->cap = cap;
+		}
+		l->start[l->n] = t0;
+		l->end[l->n] = t1;
+		__atomic_store_n(&l->n, l->n + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Latency of mmap + fault + munmap: alone (mmap_fault_idle), and while the
+ * main thread makes one ALLOC of BIG grants in the same file
+ * (mmap_fault_during_alloc_60000; only iterations that overlapped the ALLOC
+ * count). A driver that holds a file-wide lock through a large ALLOC shows
+ * there as a latency as long as the ALLOC.
+ */
+static int latency(const char *name, int during_alloc)
+{
+	struct lat_loop l = { .max = during_alloc ? 0 : LAT_IDLE };
+	double a0 = 0, a1 = 0, *lat = NULL;
+	uint64_t big;
+	pthread_t t;
+	long n = 0;
+	int ret, err;
+
+	cur_case = name;
+	if (open_dev(&l.fd))
+		return -1;
+	ret = gnt_alloc(l.fd, 1, GNTALLOC_FLAG_WRITABLE, &l.idx, NULL);
+	if (ret) {
+		close(l.fd);
+		return failed("ALLOC", -ret);
+	}
+	err = pthread_create(&t, NULL, lat_thread, &l);
+	if (err) {
+		close(l.fd);
+		return failed("pthread_create", err);
+	}
+	if (during_alloc) {
+		/* The loop is going (and its first mmap done) before the ALLOC starts. */
+		while (__atomic_load_n(&l.n, __ATOMIC_ACQUIRE) < 10 &&
+		       !__atomic_load_n(&l.err, __ATOMIC_ACQUIRE))
+			usleep(1000);
+		a0 = now_us();
+		ret = gnt_alloc(l.fd, BIG, 0, &big, NULL);
+		a1 = now_us();
+		__atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
+	}
+	err = pthread_join(t, NULL);
+	if (err) {
+		/* The thread may still use the file and the buffers: leave them. */
+		return failed("pthread_join", err);
+	}
+	if (ret) {
+		ret = failed("ALLOC of 60000 (the other thread)", -ret);
+		goto out;
+	}
+	if (l.err) {
+		ret = failed(l.what, l.err);
+		goto out;
+	}
+	lat = malloc((l.n ? l.n : 1) * sizeof(*lat));
+	if (!lat) {
+		ret = failed("malloc", ENOMEM);
+		goto out;
+	}
+	for (long i = 0; i < l.n; i++)
+		if (!during_alloc || (l.end[i] > a0 && l.start[i] < a1))
+			lat[n++] = l.end[i] - l.start[i];
+	if (!n) {
+		ret = failed("no iteration overlapped the ALLOC", EAGAIN);
+		goto out;
+	}
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	printf("bench-lat: %s %s median_us %.1f max_us %.1f samples %ld\n", mod, name,
+	       n % 2 ? lat[n / 2] : (lat[n / 2 - 1] + lat[n / 2]) / 2, lat[n - 1], n);
+out:
+	free(lat);
+	free(l.start);
+	free(l.end);
+	/* The big allocation goes with the file. */
+	if (close_dev(l.fd))
+		ret = -1;
+	return ret;
+}
+
+int main(void)
+{
+	double t0 = now_us();
+	long old_limit;
+	int ret = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	mod = module_under_test();
+	cur_case = "setup";
+	old_limit = get_limit();
+	/* The default limit (1024) is far below what is held here. */
+	if (old_limit < 0 || set_limit(LIMIT)) {
+		failed("raising the module's limit parameter", errno ? errno : EINVAL);
+		printf("bench-done: %s failed %d seconds %.1f\n", mod, failures,
+		       (now_us() - t0) / 1e6);
+		return 1;
+	}
+
+	ret |= case_share_cycles();
+	ret |= case_bulk();
+	ret |= case_outstanding();
+	ret |= case_big();
+	ret |= case_memory_and_close();
+	ret |= two_threads("two_threads_own_files", 0);
+	ret |= two_threads("two_threads_shared_file", 1);
+	ret |= latency("mmap_fault_idle", 0);
+	ret |= latency("mmap_fault_during_alloc_60000", 1);
+
+	cur_case = "teardown";
+	if (set_limit(old_limit))
+		ret = failed("restoring the limit", errno ? errno : EINVAL);
+	printf("bench-done: %s failed %d seconds %.1f\n", mod, failures, (now_us() - t0) / 1e6);
+	return ret || failures ? 1 : 0;
 }
