@@ -31,12 +31,17 @@
  *   bench: MODULE FAILED: CASE: WHAT: ERROR
  *	A call failed (every return value is checked); the case is abandoned
  *	and the next one runs. tap-summary fails the run on such a line.
+ *   bench-info: MODULE ...
+ *	Context for a reader (ours: the counters after the op cases); not
+ *	measured.
  *   bench-done: MODULE failed F seconds S
  *	Last line: the program got to its end, F cases failed, S seconds in
  *	all. Exit status 0 only if F is 0.
  *
  * The cases, in the order they run: share_cycle_1 and share_cycle_16 (one
- * share cycle, see share_cycles(), of 1 or 16 grants per op);
+ * share cycle, see share_cycles(), of 1 or 16 grants per op); the cycle's
+ * steps one at a time (op_alloc_1, op_mmap_write_munmap_1, op_notify,
+ * op_dealloc_1, op_mmap_dealloc_munmap_1; see case_ops());
  * alloc_dealloc_256 (ALLOC + DEALLOC of 256 grants per op);
  * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
  * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
@@ -67,6 +72,7 @@ enum {
 	CHUNK = 1000,		/* held grants are made in ALLOCs of this many */
 	CYCLES_1 = 2000,	/* share_cycle_1 */
 	CYCLES_16 = 500,	/* share_cycle_16 */
+	OPS = 2000,		/* each op_* case */
 	BULK = 256,		/* a vchan-sized ring (256 pages each way) */
 	BULK_ROUNDS = 40,
 	BIG = 60000,		/* one ALLOC, as a large Wayland buffer */
@@ -180,6 +186,86 @@ static int hold(int fd, long *held, long target)
 		*held += n;
 	}
 	return 0;
+}
+
+/*
+ * The share cycle taken apart, OPS grants at a time: ALLOC of one grant; mmap,
+ * a write and munmap of each (the grants stay); SET_UNMAP_NOTIFY; DEALLOC of
+ * unmapped grants; and mmap, DEALLOC, munmap (the grant ends at the munmap).
+ * Where the two modules differ in a cycle, these say in which step.
+ */
+static int case_ops(void)
+{
+	static uint64_t idx[OPS];
+	size_t len = grant_span(1);
+	double t;
+	int fd, ret = 0;
+
+	if (open_dev(&fd))
+		return -1;
+	cur_case = "op_alloc_1";
+	t = now_us();
+	for (int i = 0; i < OPS && !ret; i++)
+		if ((ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx[i], NULL)))
+			ret = failed("ALLOC", -ret);
+	if (!ret) {
+		report(cur_case, 0, OPS, now_us() - t);
+		cur_case = "op_mmap_write_munmap_1";
+		t = now_us();
+	}
+	for (int i = 0; i < OPS && !ret; i++) {
+		uint8_t *p = gnt_map(fd, idx[i], len);
+
+		if (p == MAP_FAILED) {
+			ret = failed("mmap", errno);
+			break;
+		}
+		p[0] = 1;
+		if (munmap(p, len))
+			ret = failed("munmap", errno);
+	}
+	if (!ret) {
+		report(cur_case, OPS, OPS, now_us() - t);
+		cur_case = "op_notify";
+		t = now_us();
+	}
+	for (int i = 0; i < OPS && !ret; i++)
+		if ((ret = gnt_notify(fd, idx[i] + NOTIFY_OFFSET, UNMAP_NOTIFY_CLEAR_BYTE, 0)))
+			ret = failed("SET_UNMAP_NOTIFY", -ret);
+	if (!ret) {
+		report(cur_case, OPS, OPS, now_us() - t);
+		cur_case = "op_dealloc_1";
+		t = now_us();
+	}
+	for (int i = 0; i < OPS && !ret; i++)
+		if ((ret = gnt_dealloc(fd, idx[i], 1)))
+			ret = failed("DEALLOC", -ret);
+	if (!ret) {
+		report(cur_case, OPS, OPS, now_us() - t);
+		cur_case = "op_alloc_1";
+	}
+	for (int i = 0; i < OPS && !ret; i++)
+		if ((ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx[i], NULL)))
+			ret = failed("ALLOC", -ret);
+	if (!ret) {
+		cur_case = "op_mmap_dealloc_munmap_1";
+		t = now_us();
+	}
+	for (int i = 0; i < OPS && !ret; i++) {
+		uint8_t *p = gnt_map(fd, idx[i], len);
+
+		if (p == MAP_FAILED) {
+			ret = failed("mmap", errno);
+			break;
+		}
+		if ((ret = gnt_dealloc(fd, idx[i], 1)))
+			ret = failed("DEALLOC", -ret);
+		if (munmap(p, len))
+			ret = failed("munmap", errno);
+	}
+	if (!ret)
+		report(cur_case, OPS, OPS, now_us() - t);
+	return close_dev(fd) || ret ? -1 : 0;
 }
 
 static int case_share_cycles(void)
@@ -566,6 +652,11 @@ int main(void)
 	}
 
 	ret |= case_share_cycles();
+	ret |= case_ops();
+	/* Ours only: every grant of the op cases ended at once, none deferred. */
+	if (is_rust())
+		printf("bench-info: %s after the op cases: in_use %ld deferred %ld handed_to_core %ld\n",
+		       mod, rust_stat("in_use"), rust_stat("deferred"), rust_stat("handed_to_core"));
 	ret |= case_bulk();
 	ret |= case_outstanding();
 	ret |= case_big();
