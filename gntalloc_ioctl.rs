@@ -297,7 +297,8 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     // port never closes it in between.
     let mut event =
         (known && action & raw::UNMAP_NOTIFY_SEND_EVENT != 0).then(|| EvtchnRef::get(port));
-    let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset);
+    // `offset` is below XEN_PAGE_SIZE (4096), so it fits.
+    let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset as u16);
     let old = file.replace_notify(slot, || {
         if !known {
             return Err(EINVAL);

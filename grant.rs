@@ -193,8 +193,9 @@ fn end_or_defer(mut frame: ForeignGrant) {
 /// What to do when a grant is released locally for the last time.
 #[derive(Default)]
 pub(crate) struct UnmapNotify {
-    /// Byte of the granted Xen page to clear.
-    pub(crate) clear_byte: Option<usize>,
+    /// Byte of the granted Xen page to clear (below `XEN_PAGE_SIZE`). A `u16`, like the rest of
+    /// a slot kept small: a batch's slots are one array, whose size rounds up to a power of two.
+    pub(crate) clear_byte: Option<u16>,
     /// Event channel to signal; holding it keeps the port from being closed or reused.
     pub(crate) event: Option<EvtchnRef>,
 }
@@ -290,7 +291,7 @@ impl GrantSlot {
         // Byte first, then event, then the grant end: a peer woken by the event must see the
         // byte cleared and its mapping still valid (libxenvchan relies on this order).
         if let (Some(offset), Some(page)) = (notify.clear_byte, frame.page()) {
-            page.clear_byte(frame.xen_index() * xen::XEN_PAGE_SIZE + offset);
+            page.clear_byte(frame.xen_index() * xen::XEN_PAGE_SIZE + usize::from(offset));
         }
         if let Some(event) = &notify.event {
             event.notify();
@@ -310,6 +311,9 @@ impl Drop for GrantSlot {
         }
     }
 }
+
+// A slot is four words: 1000 of them fill a 32 KiB allocation, not 64 KiB.
+const _: () = assert!(size_of::<GrantSlot>() <= 32);
 
 /// Where a batch keeps its slots: inline for a single grant (libxengnttab's most common
 /// request), so that an ALLOC of one costs one allocation besides the page and the index node.
