@@ -273,20 +273,27 @@ static inline int fault_available(const char *which)
  * bytes have been allocated; injection happens only while the task's
  * make-it-fail is set (fault_task(1)).
  */
-static inline int fault_arm(const char *which, long space)
+static inline int fault_arm_times(const char *which, long space, int times)
 {
-	char buf[32];
+	char buf[32], nbuf[16];
 
 	snprintf(buf, sizeof(buf), "%ld", space);
+	snprintf(nbuf, sizeof(nbuf), "%d", times);
 	if (fault_attr(which, "verbose", "0") || fault_attr(which, "task-filter", "Y") ||
 	    fault_attr(which, "interval", "1") || fault_attr(which, "probability", "100") ||
-	    fault_attr(which, "space", buf) || fault_attr(which, "times", "1"))
+	    fault_attr(which, "space", buf) || fault_attr(which, "times", nbuf))
 		return -1;
 	/* Only in fail_page_alloc: also fail small and sleeping allocations. */
 	fault_attr(which, "ignore-gfp-wait", "N");
 	fault_attr(which, "ignore-gfp-highmem", "N");
 	fault_attr(which, "min-order", "0");
 	return 0;
+}
+
+/* One failure, the first eligible allocation once `space` bytes have been allocated. */
+static inline int fault_arm(const char *which, long space)
+{
+	return fault_arm_times(which, space, 1);
 }
 
 static inline void fault_disarm(const char *which)
