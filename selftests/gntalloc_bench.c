@@ -188,6 +188,18 @@ static int hold(int fd, long *held, long target)
 	return 0;
 }
 
+/* OPS writable ALLOCs of one grant, their indexes in `idx`; 0, or -1 after a FAILED line. */
+static int alloc_singles(int fd, uint64_t *idx)
+{
+	for (int i = 0; i < OPS; i++) {
+		int ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx[i], NULL);
+
+		if (ret)
+			return failed("ALLOC", -ret);
+	}
+	return 0;
+}
+
 /*
  * The share cycle taken apart, OPS grants at a time: ALLOC of one grant; mmap,
  * a write and munmap of each (the grants stay); SET_UNMAP_NOTIFY; DEALLOC of
@@ -205,9 +217,7 @@ static int case_ops(void)
 		return -1;
 	cur_case = "op_alloc_1";
 	t = now_us();
-	for (int i = 0; i < OPS && !ret; i++)
-		if ((ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx[i], NULL)))
-			ret = failed("ALLOC", -ret);
+	ret = alloc_singles(fd, idx);
 	if (!ret) {
 		report(cur_case, 0, OPS, now_us() - t);
 		cur_case = "op_mmap_write_munmap_1";
@@ -244,9 +254,8 @@ static int case_ops(void)
 		report(cur_case, OPS, OPS, now_us() - t);
 		cur_case = "op_alloc_1";
 	}
-	for (int i = 0; i < OPS && !ret; i++)
-		if ((ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx[i], NULL)))
-			ret = failed("ALLOC", -ret);
+	if (!ret)
+		ret = alloc_singles(fd, idx);
 	if (!ret) {
 		cur_case = "op_mmap_dealloc_munmap_1";
 		t = now_us();
@@ -371,18 +380,7 @@ static int case_big(void)
 /* A field of /proc/meminfo in kB, or -1. */
 static long meminfo_kb(const char *key)
 {
-	char line[128];
-	size_t klen = strlen(key);
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-			v = strtol(line + klen + 1, NULL, 10);
-	fclose(f);
-	return v;
+	return key_value("/proc/meminfo", key, 10);
 }
 
 /*

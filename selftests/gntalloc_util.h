@@ -144,23 +144,30 @@ static inline long rust_stat(const char *name)
 	return read_long(path);
 }
 
-/* A numeric field of an open file's /proc/self/fdinfo (the Rust module's), or -1. */
-static inline long fdinfo(int fd, const char *key)
+/* The number after "KEY:" in the text file at `path` (strtol with `base`), or -1. */
+static inline long key_value(const char *path, const char *key, int base)
 {
-	char path[64], line[128];
+	char line[128];
 	size_t klen = strlen(key);
 	long v = -1;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
 		if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-			v = strtol(line + klen + 1, NULL, 0);
+			v = strtol(line + klen + 1, NULL, base);
 	fclose(f);
 	return v;
+}
+
+/* A numeric field of an open file's /proc/self/fdinfo (the Rust module's), or -1. */
+static inline long fdinfo(int fd, const char *key)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	return key_value(path, key, 0);
 }
 
 /*
