@@ -46,10 +46,17 @@
  * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
  * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
  * the cycles' own file); alloc_60000 and dealloc_60000 (one op each);
- * memory_per_grant (the bench-mem line) and close_file_30000; the
- * two_threads_own_files and two_threads_shared_file cycles (OPS: both
- * threads' cycles, MS: wall time); the bench-lat cases mmap_fault_idle and
- * mmap_fault_during_alloc_60000.
+ * memory_per_grant (the bench-mem line) and close_file_30000; two workers
+ * at once (OPS: both workers' cycles, MS: wall time): the share cycle in
+ * two_threads_own_files, two_threads_shared_file and two_processes_own_files,
+ * then ALLOC(1)+DEALLOC alone (alloc_dealloc_1_two_threads_own_files, with
+ * alloc_dealloc_1_one_thread as its one-worker reference), and the share
+ * cycle's mm part with no driver (no_driver_anon_cycle_two_threads and
+ * _one_thread: an anonymous page's mmap, fault and munmap, the floor under
+ * any driver; both modules measure the same thing there), and a pure
+ * user-space loop (no_driver_user_loop_one_thread and _two_threads: whether
+ * two workers run in parallel at all here); the bench-lat cases
+ * mmap_fault_idle and mmap_fault_during_alloc_60000.
  *
  * Op counts are chosen so that one run takes about 20-40 s per module under
  * TCG, where a share cycle costs 50-150 us. The cases with 30k or 100k grants
@@ -59,6 +66,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "gntalloc_util.h"
@@ -78,6 +86,7 @@ enum {
 	BIG = 60000,		/* one ALLOC, as a large Wayland buffer */
 	HELD_30K = 30000,	/* memory per grant and close() */
 	THREAD_CYCLES = 1000,	/* per thread */
+	USER_LOOP = 20000,	/* xorshift steps in a user_cycles() cycle */
 	LAT_IDLE = 1000,
 	NOTIFY_OFFSET = 21,	/* libxenvchan's srv_live byte */
 };
@@ -422,12 +431,84 @@ static int case_memory_and_close(void)
 }
 
 /*
- * Share cycles in two threads at once, each on its own file or both on one.
- * The threads wait for `go` (1: run, -1: give up) so that both start together.
+ * ALLOC of one grant and its DEALLOC, `n` times: the driver alone, no mm work.
+ * 0, or -1 after a FAILED line.
+ */
+static int alloc_dealloc_cycles(int fd, int n)
+{
+	uint64_t idx;
+	int ret;
+
+	for (int i = 0; i < n; i++) {
+		ret = gnt_alloc(fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, NULL);
+		if (ret)
+			return failed("ALLOC", -ret);
+		ret = gnt_dealloc(fd, idx, 1);
+		if (ret)
+			return failed("DEALLOC", -ret);
+	}
+	return 0;
+}
+
+/*
+ * The mm part of a share cycle with no driver at all: mmap of an anonymous
+ * page, a write (the fault) and munmap, `n` times. The floor under any
+ * driver's cycle; `fd` is unused.
+ */
+static int anon_cycles(int fd, int n)
+{
+	long ps = page_size();
+
+	(void)fd;
+	for (int i = 0; i < n; i++) {
+		uint8_t *p = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return failed("mmap", errno);
+		p[0] = 1;
+		if (munmap(p, ps))
+			return failed("munmap", errno);
+	}
+	return 0;
+}
+
+/*
+ * Pure user-space work, `n` times USER_LOOP steps of xorshift: no system call,
+ * no memory shared between the workers. Whether two workers run in parallel
+ * at all on this machine (two emulated vCPUs): if two of them take twice one's
+ * time per cycle, nothing a driver does can make two workers scale.
+ */
+static int user_cycles(int fd, int n)
+{
+	uint64_t x = 88172645463325252ull + fd;
+
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < USER_LOOP; j++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+		}
+	/* Never 0 from a nonzero seed; the test keeps the loop from being optimised out. */
+	return x ? 0 : failed("xorshift reached 0", EINVAL);
+}
+
+static int one_share_cycle(int fd, int n)
+{
+	return share_cycles(fd, n, 1);
+}
+
+/* What each of two workers runs: `n` cycles on `fd`; 0, or -1 after a FAILED line. */
+typedef int (*cycles_fn)(int fd, int n);
+
+/*
+ * Two workers at once, each running THREAD_CYCLES cycles of `fn`, on two
+ * vCPUs if the scheduler puts them there. They wait for `go` (1: run, -1:
+ * give up) so that both start together.
  */
 struct cycler {
 	int *go;
 	int fd, ret;
+	cycles_fn fn;
 };
 
 static void *cycler_thread(void *arg)
@@ -438,11 +519,16 @@ static void *cycler_thread(void *arg)
 	while (!(go = __atomic_load_n(c->go, __ATOMIC_ACQUIRE)))
 		sched_yield();
 	if (go > 0)
-		c->ret = share_cycles(c->fd, THREAD_CYCLES, 1);
+		c->ret = c->fn(c->fd, THREAD_CYCLES);
 	return NULL;
 }
 
-static int two_threads(const char *name, int shared)
+/*
+ * Two threads of this process, each with its own file or both on one (`shared`).
+ * In one process both share its mm: mmap_lock, and a TLB shootdown of the other
+ * vCPU at each munmap.
+ */
+static int two_threads(const char *name, int shared, cycles_fn fn)
 {
 	struct cycler c[2] = { { 0 } };
 	pthread_t t[2];
@@ -459,6 +545,7 @@ static int two_threads(const char *name, int shared)
 	}
 	for (started = 0; started < 2; started++) {
 		c[started].go = &go;
+		c[started].fn = fn;
 		err = pthread_create(&t[started], NULL, cycler_thread, &c[started]);
 		if (err)
 			break;
@@ -482,6 +569,98 @@ static int two_threads(const char *name, int shared)
 	if (close_dev(c[0].fd))
 		ret = -1;
 	return ret;
+}
+
+/*
+ * Two processes, each with its own file and its own mm, share cycles at once:
+ * what two users of the device (two vchan servers, say) cost each other
+ * through the driver and the grant table alone. Each child opens its file,
+ * says so on `ready`, waits for a byte on `go` and exits 0 if its cycles ran.
+ */
+static int two_processes(const char *name)
+{
+	int ready[2], go[2], ret = 0, forked = 0;
+	pid_t pid[2];
+	double t0 = 0;
+	char b = 0;
+
+	cur_case = name;
+	if (pipe(ready))
+		return failed("pipe", errno);
+	if (pipe(go)) {
+		ret = failed("pipe", errno);
+		goto close_ready;
+	}
+	fflush(stdout);
+	for (; forked < 2; forked++) {
+		pid[forked] = fork();
+		if (pid[forked] < 0) {
+			ret = failed("fork", errno);
+			break;
+		}
+		if (!pid[forked]) {
+			int fd, cret = 1;
+
+			close(ready[0]);
+			close(go[1]);
+			/* "r": ready; "f": no file (the parent must not wait for more). */
+			if (open_dev(&fd)) {
+				if (write(ready[1], "f", 1) != 1)
+					cret = 2;
+			} else {
+				if (write(ready[1], "r", 1) == 1 && read(go[0], &b, 1) == 1 && b == 'g')
+					cret = one_share_cycle(fd, THREAD_CYCLES) ? 1 : 0;
+				close(fd);
+			}
+			fflush(stdout);
+			_exit(cret);
+		}
+	}
+	close(ready[1]);
+	ready[1] = -1;
+	close(go[0]);
+	go[0] = -1;
+	for (int i = 0; i < forked; i++)
+		if ((read(ready[0], &b, 1) != 1 || b != 'r') && !ret)
+			ret = failed("a child did not open its file", EIO);
+	t0 = now_us();
+	for (int i = 0; i < forked; i++)
+		if (write(go[1], ret ? "x" : "g", 1) != 1 && !ret)
+			ret = failed("write to the go pipe", errno);
+	for (int i = 0; i < forked; i++) {
+		int status;
+
+		if (waitpid(pid[i], &status, 0) < 0)
+			ret = failed("waitpid", errno);
+		else if (!WIFEXITED(status) || WEXITSTATUS(status))
+			ret = ret ? ret : failed("a child's cycles (see its line above)", EIO);
+	}
+	if (!ret)
+		report(name, 0, 2 * THREAD_CYCLES, now_us() - t0);
+	close(go[1]);
+	if (go[0] >= 0)
+		close(go[0]);
+close_ready:
+	close(ready[0]);
+	if (ready[1] >= 0)
+		close(ready[1]);
+	return ret;
+}
+
+/* The same `fn`, THREAD_CYCLES times, in this thread alone: the reference for two workers. */
+static int one_worker(const char *name, cycles_fn fn)
+{
+	double t;
+	int fd, ret;
+
+	cur_case = name;
+	if (open_dev(&fd))
+		return -1;
+	t = now_us();
+	ret = fn(fd, THREAD_CYCLES);
+	if (!ret)
+		report(name, 0, THREAD_CYCLES, now_us() - t);
+	return close_dev(fd) || ret ? -1 : 0;
 }
 
 /*
@@ -659,8 +838,15 @@ int main(void)
 	ret |= case_outstanding();
 	ret |= case_big();
 	ret |= case_memory_and_close();
-	ret |= two_threads("two_threads_own_files", 0);
-	ret |= two_threads("two_threads_shared_file", 1);
+	ret |= two_threads("two_threads_own_files", 0, one_share_cycle);
+	ret |= two_threads("two_threads_shared_file", 1, one_share_cycle);
+	ret |= two_processes("two_processes_own_files");
+	ret |= one_worker("alloc_dealloc_1_one_thread", alloc_dealloc_cycles);
+	ret |= two_threads("alloc_dealloc_1_two_threads_own_files", 0, alloc_dealloc_cycles);
+	ret |= one_worker("no_driver_anon_cycle_one_thread", anon_cycles);
+	ret |= two_threads("no_driver_anon_cycle_two_threads", 0, anon_cycles);
+	ret |= one_worker("no_driver_user_loop_one_thread", user_cycles);
+	ret |= two_threads("no_driver_user_loop_two_threads", 0, user_cycles);
 	ret |= latency("mmap_fault_idle", 0);
 	ret |= latency("mmap_fault_during_alloc_60000", 1);
 
