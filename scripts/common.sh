@@ -84,3 +84,32 @@ xgr_toolstack_root() {
 	rm -rf "$root"
 	echo "$version" >"$out.version"
 }
+
+# Builds scripts/insn-profile.c, the QEMU plugin of run-qemu --profile, against the plugin
+# header of the QEMU installed here (from Debian's source of that version) and prints the
+# path of the .so. Installs GLib's headers, which the plugin header includes, if missing.
+xgr_insn_profile_plugin() {
+	local dir=$XGR_CACHE/qemu-plugin ver upstream so src=$XGR_REPO/scripts/insn-profile.c
+	ver=$(dpkg-query -W -f='${Version}' qemu-system-x86) || return 1
+	upstream=${ver#*:}
+	upstream=${upstream%-*}
+	so=$dir/insn-profile-$upstream.so
+	mkdir -p "$dir"
+	if [ ! -s "$dir/$upstream/qemu-plugin.h" ]; then
+		xgr_log "fetching qemu-plugin.h from Debian's QEMU $upstream source" >&2
+		mkdir -p "$dir/$upstream"
+		curl -sSfL "http://deb.debian.org/debian/pool/main/q/qemu/qemu_$upstream.orig.tar.xz" |
+			tar xJf - -O --wildcards '*/include/qemu/qemu-plugin.h' >"$dir/$upstream/qemu-plugin.h.tmp" &&
+			mv "$dir/$upstream/qemu-plugin.h.tmp" "$dir/$upstream/qemu-plugin.h" || return 1
+	fi
+	if ! pkg-config --exists glib-2.0; then
+		xgr_log "installing libglib2.0-dev (Debian) for the profiling plugin" >&2
+		apt-get install -y -q --no-install-recommends libglib2.0-dev >&2 || return 1
+	fi
+	if [ ! -s "$so" ] || [ "$src" -nt "$so" ]; then
+		# shellcheck disable=SC2046
+		cc -O2 -Wall -Wextra -Wno-unused-parameter -shared -fPIC -I"$dir/$upstream" \
+			$(pkg-config --cflags glib-2.0) -o "$so" "$src" >&2 || return 1
+	fi
+	echo "$so"
+}
