@@ -251,9 +251,22 @@ impl Drop for FileIndex {
         // The last copy of the file is closed: the slots it lists lose that user. Those that a
         // mapping still covers live on with it (the mapping holds their batch); the others are
         // released here, firing their notifications.
-        for batch in self.batches.values() {
+        //
+        // Each batch leaves the tree, and is dropped, right after its slots are released. Left
+        // to the tree's own drop, the batches' slot arrays (order-3 allocations at 1000 slots)
+        // would be freed back to back after every page: the page allocator takes such a run of
+        // high-order frees as heavy freeing, shrinks the per-CPU page list and pushes the pages
+        // just freed on to the buddy lists. The instruction profile of closing a file of 30k
+        // grants (`run-qemu --profile close_file_30000`) showed that: a third of the close spent
+        // in `free_pcppages_bulk` and `__free_one_page`, which the C driver hardly reaches.
+        let mut cursor = self.batches.cursor_front_mut();
+        while let Some(current) = cursor {
+            let (next, node) = current.remove_current();
+            let (_, batch) = node.to_key_value();
             // SAFETY: `&mut self`: nobody else can reach this index any more.
             unsafe { batch.unlist_all() };
+            drop(batch);
+            cursor = next;
         }
     }
 }
