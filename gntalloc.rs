@@ -257,8 +257,8 @@ impl Drop for FileIndex {
         // would be freed back to back after every page: the page allocator takes such a run of
         // high-order frees as heavy freeing, shrinks the per-CPU page list and pushes the pages
         // just freed on to the buddy lists. The instruction profile of closing a file of 30k
-        // grants (`run-qemu --profile close_file_30000`) showed that: a third of the close spent
-        // in `free_pcppages_bulk` and `__free_one_page`, which the C driver hardly reaches.
+        // grants (`run-qemu --profile close_file_30000`) showed it: over a third of the close in
+        // `free_pcppages_bulk` and `__free_one_page`, which the C driver hardly reaches.
         let mut cursor = self.batches.cursor_front_mut();
         while let Some(current) = cursor {
             let (next, node) = current.remove_current();
