@@ -4,8 +4,9 @@
 //! them, maps them, and is notified when they are released.
 //!
 //! This file owns the device, the per-open-file state (the file's index space) and `mmap`. The
-//! ioctl ABI is in `gntalloc_ioctl.rs`, grants and their accounting in `grant.rs`, the VMA
-//! lifetime plumbing in `vma.rs` and everything Xen in `xen.rs`.
+//! ioctl ABI is in `gntalloc_ioctl.rs`, grants and their accounting in `grant.rs`, the tree of a
+//! file's batches in `index.rs`, the VMA lifetime plumbing in `vma.rs`, the slab caches in
+//! `slab.rs` and everything Xen in `xen.rs`.
 //!
 //! A file's index space is keyed in 4K Xen-page slots: ALLOC(count) gives `count` slots at keys
 //! `index + k * 4096`, packed into `ceil(count / slots-per-page)` fresh kernel pages (grant `k` is
@@ -29,13 +30,14 @@
 //!   before `index`.
 //! - A slot's notification is guarded by `index` itself (no lock of its own): it is set and
 //!   read only while the slot is listed, and taken by the slot's releaser.
-//! - No user memory is touched under `index`, and nothing sleeps long under it: ALLOC takes it
-//!   twice, briefly, to take an index range and then to list the finished batch; the pages and
-//!   grants are made in between without it, as upstream makes them outside its global mutex.
+//! - No user memory is touched under `index`, and nothing sleeps long under it: ALLOC makes the
+//!   pages and grants without it, as upstream makes them outside its global mutex, then takes it
+//!   once, briefly, to give the finished batch its index range and list it.
 //!   mmap holds it while it inserts the pages, and SET_UNMAP_NOTIFY while it swaps the
 //!   notification, so that no user of a slot outlives the lock but a mapping's: a DEALLOC that
 //!   finds a slot unmapped ends its grant before it returns.
 
+use core::ptr::NonNull;
 use kernel::{
     debugfs,
     fs::File,
@@ -50,24 +52,26 @@ use kernel::{
     },
     page::PAGE_SIZE,
     prelude::*,
-    rbtree::{
-        RBTree,
-        RBTreeNodeReservation, //
-    },
     seq_file::{
         seq_print,
         SeqFile, //
     },
     sync::{
+        aref::{
+            ARef,
+            AlwaysRefCounted, //
+        },
         atomic::Relaxed,
-        Arc,
         Mutex,
-        MutexGuard, //
+        MutexGuard,
+        Refcount, //
     },
 };
 
 mod gntalloc_ioctl;
 mod grant;
+mod index;
+mod slab;
 mod vma;
 mod xen;
 
@@ -76,8 +80,13 @@ use grant::{
     MappedSlots,
     UnmapNotify, //
 };
+use index::BatchIndex;
+use slab::SlabCache;
 use vma::VmaFamily;
-use xen::XEN_PAGE_SIZE;
+use xen::{
+    XEN_PAGES_PER_PAGE,
+    XEN_PAGE_SIZE, //
+};
 
 // Upstream's name when built as its drop-in replacement (`CONFIG_XEN_GNTALLOC_IMPL_RUST`, see
 // `Kbuild`), so that its sysfs paths, modprobe options and `xen_gntalloc.limit=` stay valid.
@@ -117,7 +126,17 @@ impl kernel::Module for GntallocModule {
             return Err(EBUSY);
         }
         grant::init();
+        // Nothing can use the caches before the device is registered, the last step; if a
+        // step fails, no object exists and they go again.
+        create_caches()
+            .and_then(|()| Self::register())
+            .inspect_err(|_| destroy_caches())
+    }
+}
 
+impl GntallocModule {
+    /// The debugfs counters, then the device.
+    fn register() -> Result<Self> {
         let dir = debugfs::Dir::new(c"xen-gntalloc-rs");
         let stats = KBox::pin_init(
             dir.scope((), c"stats", |(), d| {
@@ -146,10 +165,27 @@ impl kernel::Module for GntallocModule {
 
 impl Drop for GntallocModule {
     fn drop(&mut self) {
-        // No file is open (each pins the module), so no grant is alive but deferred ones.
+        // No file is open (each pins the module), so no grant is alive but deferred ones, and
+        // no batch or mapping is left in the caches.
         xen::reclaim_stop();
         grant::flush_deferred_to_core();
+        destroy_caches();
     }
+}
+
+/// The slab cache of every [`MappingRange`].
+static RANGES: SlabCache<MappingRange> = SlabCache::new();
+
+/// Creates the slab caches of batches and mappings.
+fn create_caches() -> Result {
+    grant::BATCHES.create(c"xen_gntalloc_batch")?;
+    RANGES.create(c"xen_gntalloc_mapping")
+}
+
+/// Destroys the slab caches (those made); every object has been freed.
+fn destroy_caches() {
+    RANGES.destroy();
+    grant::BATCHES.destroy();
 }
 
 /// The index space of an open file.
@@ -157,7 +193,7 @@ pub(crate) struct FileIndex {
     /// The batches with a slot still listed (not yet deallocated), by the key of their last
     /// slot: the first batch whose last key is at or above a key is the only one that can hold
     /// it.
-    batches: RBTree<u64, Arc<GrantBatch>>,
+    batches: BatchIndex,
     /// Key of the next allocation: kernel-page aligned, never reused.
     pub(crate) next: u64,
 }
@@ -170,31 +206,77 @@ pub(crate) struct FileState {
 }
 
 impl FileIndex {
-    /// Lists a new batch; `node` was reserved before the lock, so listing cannot fail.
-    /// Allocations take their keys from `next` upwards and `next` only grows, so the batch's
-    /// keys are free.
-    pub(crate) fn insert_new(
-        &mut self,
-        node: RBTreeNodeReservation<u64, Arc<GrantBatch>>,
-        batch: Arc<GrantBatch>,
-    ) {
-        let key = batch.last_key();
-        // A duplicate key would replace (and drop) another batch: the caller's rule excludes it.
-        drop(self.batches.insert(node.into_node(key, batch)));
+    /// Gives a new batch the next `span` bytes of the index space and lists it; returns the
+    /// first key. Listing allocates nothing, so it cannot fail. Allocations take their keys
+    /// from `next` upwards and `next` only grows, so the batch's keys are free.
+    pub(crate) fn place(&mut self, batch: grant::NewBatch, span: u64) -> u64 {
+        let start = self.next;
+        self.next = start.wrapping_add(span);
+        self.batches.insert(batch.place(start));
+        start
     }
 
     /// Calls `f` with the batch holding slot `key` (listed or not) and the slot's position in
     /// it; `None` if no batch holds it.
-    fn find<R>(&self, key: u64, f: impl FnOnce(&Arc<GrantBatch>, usize) -> R) -> Option<R> {
-        let cursor = self.batches.cursor_lower_bound(&key)?;
-        let (_, batch) = cursor.current();
+    fn find<R>(&self, key: u64, f: impl FnOnce(&GrantBatch, usize) -> R) -> Option<R> {
+        let batch = self.batches.lower_bound(key)?;
         Some(f(batch, batch.slot_of(key)?))
     }
 
     /// Collects the slots covering `pages` kernel pages from `start` for a new mapping: every
     /// granted slot of each page must be listed (padding slots after a page's last grant are
     /// not granted and not looked for); `ENOENT` otherwise.
-    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<MappingRange> {
+    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<ARef<MappingRange>> {
+        let (first, rest) = match self.mapping_in_one_batch(start, pages)? {
+            Some(first) => (first, None),
+            None => self.collect_segments(start, pages)?,
+        };
+        let range = RANGES.alloc(MappingRange {
+            refs: Refcount::new(1),
+            first,
+            rest,
+        })?;
+        // INVARIANT: A fresh `RANGES` object with one reference.
+        // SAFETY: That reference is handed over to the `ARef`.
+        Ok(unsafe { ARef::from_raw(range) })
+    }
+
+    /// [`FileIndex::collect_mapping`]'s common case, a mapping inside one batch (libxengnttab
+    /// maps what one ALLOC made), in one lookup: the segment, `ENOENT` if a slot it needs is not
+    /// listed, or `None` if the pages are not all in the batch holding `start`.
+    fn mapping_in_one_batch(&self, start: u64, pages: usize) -> Result<Option<MappedSlots>> {
+        let Some(batch) = self.batches.lower_bound(start) else {
+            return Ok(None);
+        };
+        let Some(i) = batch.slot_of(start) else {
+            return Ok(None);
+        };
+        // Slot `i` is the first of its page (keys of a mapping and batches both start on kernel
+        // pages), so the pages' slots are the next `pages * XEN_PAGES_PER_PAGE`, of which the
+        // batch's last page may have fewer granted.
+        let Some(wanted) = pages.checked_mul(XEN_PAGES_PER_PAGE) else {
+            return Ok(None);
+        };
+        let count = wanted.min(batch.len() - i);
+        if count + XEN_PAGES_PER_PAGE <= wanted {
+            // The batch ends before the last page.
+            return Ok(None);
+        }
+        if !batch.all_listed(i..i + count) {
+            return Err(ENOENT);
+        }
+        // SAFETY: We hold the index lock (`&self` of the locked index) of the file listing the
+        // batch, and the slots were just checked to be listed.
+        let segment = unsafe { MappedSlots::new(ARef::from(batch), i, count) };
+        Ok(Some(segment))
+    }
+
+    /// [`FileIndex::collect_mapping`] across batches: the first segment and the others.
+    fn collect_segments(
+        &mut self,
+        start: u64,
+        pages: usize,
+    ) -> Result<(MappedSlots, Option<KVec<MappedSlots>>)> {
         let page_size = PAGE_SIZE as u64;
         let end = (pages as u64)
             .checked_mul(page_size)
@@ -226,7 +308,7 @@ impl FileIndex {
                     continue;
                 }
             }
-            let (batch, i) = self.find(key, |b, i| (b.clone(), i)).ok_or(ENOENT)?;
+            let (batch, i) = self.find(key, |b, i| (ARef::from(b), i)).ok_or(ENOENT)?;
             // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
             let n = unsafe { batch.page_grants(i) }.ok_or(ENOENT)?;
             if !batch.all_listed(i..i + n) {
@@ -240,9 +322,7 @@ impl FileIndex {
             }
             key += page_size;
         }
-        first
-            .map(|first| MappingRange { first, rest })
-            .ok_or(ENOENT)
+        Ok((first.ok_or(ENOENT)?, Some(rest)))
     }
 }
 
@@ -259,15 +339,11 @@ impl Drop for FileIndex {
         // just freed on to the buddy lists. The instruction profile of closing a file of 30k
         // grants (`run-qemu --profile close_file_30000`) showed it: over a third of the close in
         // `free_pcppages_bulk` and `__free_one_page`, which the C driver hardly reaches.
-        let mut cursor = self.batches.cursor_front_mut();
-        while let Some(current) = cursor {
-            let (next, node) = current.remove_current();
-            let (_, batch) = node.to_key_value();
+        self.batches.drain(|batch| {
             // SAFETY: `&mut self`: nobody else can reach this index any more.
             unsafe { batch.unlist_all() };
             drop(batch);
-            cursor = next;
-        }
+        });
     }
 }
 
@@ -303,9 +379,9 @@ impl FileState {
         // Most often the range lies in one batch (libxengnttab frees what one ALLOC made): check
         // and unlist it through one lookup.
         {
-            let cursor = index.batches.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
+            let cursor = index.batches.lower_bound_mut(start).ok_or(EINVAL)?;
             let within = {
-                let (_, batch) = cursor.current();
+                let batch = cursor.batch();
                 let i = batch.slot_of(start).ok_or(EINVAL)?;
                 if count <= batch.len() - i {
                     if !batch.all_listed(i..i + count) {
@@ -319,8 +395,8 @@ impl FileState {
             };
             if let Some(emptied) = within {
                 if emptied {
-                    let (_, node) = cursor.remove_current();
-                    drop(node);
+                    let (_, batch) = cursor.remove_current();
+                    drop(batch);
                 }
                 return Ok(());
             }
@@ -328,10 +404,10 @@ impl FileState {
         // Otherwise first check the whole range: batch after batch, each slot listed, keys
         // consecutive.
         {
-            let mut cursor = index.batches.cursor_lower_bound_mut(&start).ok_or(EINVAL)?;
+            let mut cursor = index.batches.lower_bound_mut(start).ok_or(EINVAL)?;
             let (mut key, mut left) = (start, count);
             loop {
-                let (_, batch) = cursor.current();
+                let batch = cursor.batch();
                 let i = batch.slot_of(key).ok_or(EINVAL)?;
                 let n = left.min(batch.len() - i);
                 if !batch.all_listed(i..i + n) {
@@ -348,12 +424,12 @@ impl FileState {
         // Then unlist the same slots. Releasing ends grants under this lock, which the lock
         // order allows; nothing here touches user memory. A batch left with no listed slot
         // leaves the index (its mappings may still hold it).
-        let mut cursor = index.batches.cursor_lower_bound_mut(&start);
+        let mut cursor = index.batches.lower_bound_mut(start);
         let (mut key, mut left) = (start, count);
         while left > 0 {
             let Some(current) = cursor else { break };
             let (n, emptied) = {
-                let (_, batch) = current.current();
+                let batch = current.batch();
                 let Some(i) = batch.slot_of(key) else { break };
                 let n = left.min(batch.len() - i);
                 // SAFETY: The index lock is held and the slots were checked to be listed.
@@ -362,8 +438,8 @@ impl FileState {
             left -= n;
             key = key.wrapping_add((n * XEN_PAGE_SIZE) as u64);
             cursor = if emptied {
-                let (next, node) = current.remove_current();
-                drop(node);
+                let (next, batch) = current.remove_current();
+                drop(batch);
                 next
             } else {
                 current.move_next()
@@ -375,16 +451,43 @@ impl FileState {
 
 /// The slots covered by one `mmap()` call, shared by every VMA descended from it: each holds
 /// a mapping user until the last of those VMAs is gone. In index order: `first`, then `rest`,
-/// one segment per run of consecutive slots of one batch.
+/// one segment per run of consecutive slots of one batch. `rest` is `None` for a mapping inside
+/// one batch, which then frees no vector either (an empty `KVec` still calls the allocator when
+/// dropped).
+///
+/// # Invariants
+///
+/// The range lives in an object of [`RANGES`], freed when `refs` drops to zero.
 pub(crate) struct MappingRange {
+    refs: Refcount,
     first: MappedSlots,
-    rest: KVec<MappedSlots>,
+    rest: Option<KVec<MappedSlots>>,
+}
+
+// SAFETY: Every range is reference-counted through `refs` and lives (in its slab object) until
+// the count drops to zero (type invariant).
+unsafe impl AlwaysRefCounted for MappingRange {
+    fn inc_ref(&self) {
+        self.refs.inc();
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller owns a reference (function contract): the range is live.
+        if unsafe { obj.as_ref() }.refs.dec_and_test() {
+            // SAFETY: That was the last reference: nobody uses the range any more, and it came
+            // from `RANGES` (type invariant).
+            unsafe { RANGES.free(obj) };
+        }
+    }
 }
 
 impl MappingRange {
     /// The segments, in index order.
     fn segments(&self) -> impl Iterator<Item = &MappedSlots> {
-        Iterator::chain(core::iter::once(&self.first), self.rest.iter())
+        Iterator::chain(
+            core::iter::once(&self.first),
+            self.rest.iter().flat_map(|rest| rest.iter()),
+        )
     }
 }
 
@@ -397,7 +500,7 @@ impl MiscDevice for FileState {
             try_pin_init!(Self {
                 index <- kernel::new_mutex!(
                     FileIndex {
-                        batches: RBTree::new(),
+                        batches: BatchIndex::new(),
                         next: 0,
                     },
                     "FileState::index"
@@ -419,17 +522,19 @@ impl MiscDevice for FileState {
         // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
         // finds the grants mapped, or ended again if the mmap failed.
         let mut index = state.index.lock();
-        let range = Arc::new(index.collect_mapping(start, pages)?, GFP_KERNEL)?;
+        let range = index.collect_mapping(start, pages)?;
 
         vma.set_dontexpand();
         vma.set_dontdump();
         let mixed = vma.set_mixedmap();
         let mut addr = vma.start();
-        for page in range.segments().flat_map(MappedSlots::pages) {
-            // `range` keeps the page alive; the VMA family holds `range` until the last VMA is
-            // closed, and zapping on munmap drops the mapping's own page references.
-            mixed.vm_insert_page(addr, &page.borrow())?;
-            addr += PAGE_SIZE;
+        for segment in range.segments() {
+            for page in segment.pages() {
+                // `range` keeps the page alive; the VMA family holds `range` until the last VMA
+                // is closed, and zapping on munmap drops the mapping's own page references.
+                mixed.vm_insert_page(addr, &page.borrow())?;
+                addr += PAGE_SIZE;
+            }
         }
         // On error above, `range` is dropped before `index` is unlocked, and the grants go back
         // as they were.
@@ -451,7 +556,7 @@ impl MiscDevice for FileState {
     fn show_fdinfo(state: Pin<&Self>, m: &SeqFile, _file: &File) {
         let index = state.index.lock();
         let (mut grants, mut mapped, mut notify) = (0usize, 0usize, 0usize);
-        for batch in index.batches.values() {
+        for batch in index.batches.iter() {
             grants += batch.listed();
             // SAFETY: We hold the index lock of the file that lists the batch.
             let (m, n) = unsafe { batch.count_mapped_notify() };

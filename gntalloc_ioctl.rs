@@ -21,7 +21,6 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
-    rbtree::RBTreeNodeReservation,
     sync::atomic::Relaxed,
     uaccess::{
         UserPtr,
@@ -128,13 +127,28 @@ fn field<const N: usize>(raw: &[u8], off: usize) -> [u8; N] {
 
 /// Copies the first `len` (at most `N`) bytes of the argument at `arg`, zero-filling the rest:
 /// `EFAULT` if they cannot be read.
+#[inline]
 fn copy_in<const N: usize>(arg: usize, len: usize) -> Result<[u8; N]> {
+    let mut reader = UserSlice::new(UserPtr::from_addr(arg), len).reader();
+    if len == N {
+        // A copy of constant size, as C's `copy_from_user()` of a structure: the `kernel`
+        // crate then calls `_copy_from_user()` directly, without the out-of-line slice path.
+        return reader.read::<[u8; N]>();
+    }
     let mut buf = [0u8; N];
-    let dst = buf.get_mut(..len).ok_or(EINVAL)?;
-    UserSlice::new(UserPtr::from_addr(arg), len)
-        .reader()
-        .read_slice(dst)?;
+    reader.read_slice(buf.get_mut(..len).ok_or(EINVAL)?)?;
     Ok(buf)
+}
+
+/// Copies `data` to the argument at `arg`: `EFAULT` if it cannot be written.
+#[inline]
+fn copy_out<const N: usize>(arg: usize, data: &[u8; N], len: usize) -> Result {
+    let mut writer = UserSlice::new(UserPtr::from_addr(arg), len).writer();
+    if len == N {
+        // Of constant size, as in `copy_in`.
+        return writer.write(data);
+    }
+    writer.write_slice(data.get(..len).ok_or(EINVAL)?)
 }
 
 /// Dispatches an ioctl of an open file.
@@ -180,7 +194,8 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     let writable = u32::from(flags) & raw::GNTALLOC_FLAG_WRITABLE != 0;
 
     // Checked before allocating anything, so a huge count cannot reach the allocator.
-    if count > xen::grant_limit() {
+    let limit = xen::grant_limit();
+    if count > limit {
         grant::STATS.limit_rejections.add(1, Relaxed);
         return Err(ENOSPC);
     }
@@ -199,62 +214,47 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     };
 
     grant::reclaim_some();
-    grant::reserve(count)?;
+    grant::reserve(count, limit)?;
 
     let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
     let span = pages * kernel::page::PAGE_SIZE as u64;
-    // The index node is allocated before the lock, so that listing cannot fail.
-    let node = match RBTreeNodeReservation::new(GFP_KERNEL) {
-        Ok(node) => node,
-        Err(e) => {
-            grant::unreserve(count);
-            return Err(e);
-        }
-    };
-    // The index range is taken in one short locked step; the pages and grants are made
-    // without the lock, so that mmap and page faults on this file (which take it under
-    // `mmap_lock`) do not wait for a large allocation; a second short step lists them.
-    let index = {
-        let mut index_space = file.lock_index();
-        let index = index_space.next;
-        index_space.next = index.wrapping_add(span);
-        index
-    };
-    if count > 0 {
-        match GrantBatch::build(index, count_us, domid, writable, ids) {
-            Ok(batch) => file.lock_index().insert_new(node, batch),
+    // The pages and grants are made without the file's lock, so that mmap and page faults on
+    // this file (which take it under `mmap_lock`) do not wait for a large allocation; one short
+    // locked step then gives them their index range and lists them. A failed ALLOC thus never
+    // takes an index range (upstream's B4 leaves it consumed).
+    let index = if count > 0 {
+        match GrantBatch::build(count_us, domid, writable, ids) {
+            Ok(batch) => file.lock_index().place(batch, span),
             Err(e) => {
-                // Nothing is left behind (`build` ended what it made and returned the whole
-                // reservation), and the index range goes back unless another ALLOC has taken
-                // the one after it meanwhile (upstream's B4 leaves it consumed).
-                let mut index_space = file.lock_index();
-                if index_space.next == index.wrapping_add(span) {
-                    index_space.next = index;
-                }
-                drop(index_space);
+                // Nothing is left behind: `build` ended what it made and returned the whole
+                // reservation.
                 if let GrantError::TableFull = e {
                     grant::STATS.table_full.add(1, Relaxed);
                 }
                 return Err(e.into());
             }
         }
-    }
+    } else {
+        file.lock_index().next
+    };
 
     // Results go out after the lock is dropped. As upstream, the whole argument as read (with
-    // the caller's padding) is written back, then the ids.
+    // the caller's padding) is written back, then the ids. Ids that fit in the argument as read
+    // (one grant) go out with it, in one copy that writes the same bytes.
     op[offset_of!(AllocGref, index)..][..size_of::<u64>()].copy_from_slice(&index.to_ne_bytes());
-    UserSlice::new(UserPtr::from_addr(arg), len)
-        .writer()
-        .write_slice(op.get(..len).ok_or(EINVAL)?)?;
-    if count > 0 {
-        UserSlice::new(
-            UserPtr::from_addr(arg).wrapping_byte_add(GREF_IDS_OFFSET),
-            ids.len(),
-        )
-        .writer()
-        .write_slice(ids)?;
+    if let Some(first_ids) = op.get_mut(GREF_IDS_OFFSET..len) {
+        if let Some(dst) = first_ids.get_mut(..ids.len()) {
+            dst.copy_from_slice(ids);
+            return copy_out(arg, &op, len);
+        }
     }
-    Ok(())
+    copy_out(arg, &op, len)?;
+    UserSlice::new(
+        UserPtr::from_addr(arg).wrapping_byte_add(GREF_IDS_OFFSET),
+        ids.len(),
+    )
+    .writer()
+    .write_slice(ids)
 }
 
 /// IOCTL_GNTALLOC_DEALLOC_GREF.

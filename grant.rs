@@ -4,16 +4,17 @@
 //! list of grants that a remote domain still maps.
 //!
 //! A [`GrantBatch`] holds the grants of one ALLOC by value, one 4K "slot" of the file's index
-//! space each. It is shared through `Arc` by the file's index (one node per batch, until every
-//! slot is deallocated or the file is closed) and by every mmap() family that covers some of its
-//! slots ([`MappedSlots`]). Each slot counts its own users: the listing and the mappings. When
+//! space each. It is reference-counted ([`ARef`]) and shared by the file's index (which links it
+//! in its tree, see `index.rs`, until every slot is deallocated or the file is closed) and by
+//! every mmap() family that covers some of its slots ([`MappedSlots`]). Each slot counts its own users: the listing and the mappings. When
 //! the last one lets go, the slot fires its unmap notification (byte, then event) and ends its
 //! grant. If the remote domain still maps the page, the grant goes to [`DEFERRED`]: it stays
 //! counted against `limit` and is retried on later ioctls and by a periodic work item until the
 //! remote has unmapped it.
 //!
 //! Compared with one object per grant, a batch costs one allocation per ALLOC (two for more
-//! than one grant) instead of two per grant, and a slot is a few words.
+//! than one grant: the slot array) instead of two per grant, and a slot is a few words. Batches
+//! come from a slab cache of their own ([`BATCHES`], see `slab.rs`).
 //!
 //! Lock order (see `gntalloc.rs`): a file's index lock → [`DEFERRED`] → the grant-table core's
 //! spinlock. A slot's notification is guarded by its file's index lock (see [`GrantSlot`]).
@@ -23,30 +24,44 @@
 use core::{
     cell::UnsafeCell,
     mem::{
+        offset_of,
         size_of,
         ManuallyDrop, //
     },
+    ptr::NonNull,
 };
 use kernel::{
+    bindings,
     prelude::*,
     sync::{
+        aref::{
+            ARef,
+            AlwaysRefCounted, //
+        },
         atomic::{
             Atomic,
             Full,
             Relaxed, //
         },
-        Arc, //
+        Refcount,
+    },
+    types::Opaque,
+};
+
+use crate::{
+    slab::SlabCache,
+    xen::{
+        self,
+        EvtchnRef,
+        ForeignGrant,
+        GrantError,
+        PageRef,
+        XEN_PAGES_PER_PAGE, //
     },
 };
 
-use crate::xen::{
-    self,
-    EvtchnRef,
-    ForeignGrant,
-    GrantError,
-    PageRef,
-    XEN_PAGES_PER_PAGE, //
-};
+/// The slab cache of every [`GrantBatch`], created at module init.
+pub(crate) static BATCHES: SlabCache<GrantBatch> = SlabCache::new();
 
 /// Counters exported through debugfs; all monotonic except `in_use` and `deferred`.
 pub(crate) struct Stats {
@@ -88,14 +103,14 @@ pub(crate) fn init() {
     unsafe { DEFERRED.init() };
 }
 
-/// Reserves `count` grants against `limit`: `ENOSPC` if that would exceed it.
+/// Reserves `count` grants against `limit` (the parameter's value, read once by the caller):
+/// `ENOSPC` if that would exceed it.
 ///
 /// As upstream, the check fails when usage is already above the limit (which root may have
 /// lowered), even for `count == 0`.
-pub(crate) fn reserve(count: u32) -> Result {
+pub(crate) fn reserve(count: u32, limit: u32) -> Result {
     let mut cur = STATS.in_use.load(Relaxed);
     loop {
-        let limit = xen::grant_limit();
         if cur > limit || count > limit - cur {
             STATS.limit_rejections.add(1, Relaxed);
             return Err(ENOSPC);
@@ -328,20 +343,59 @@ enum Slots {
 
 /// The grants of one ALLOC, held by value: slot `i` has key `start + i * XEN_PAGE_SIZE`.
 ///
-/// A batch is shared through `Arc` by the file's index (while any of its slots is listed) and
-/// by every mmap() family that covers some of its slots; each slot counts its own users, and
-/// is released, firing its notification and ending its grant, when the last one lets go.
+/// A batch is reference-counted ([`ARef`]) and shared by the file's index (while any of its
+/// slots is listed) and by every mmap() family that covers some of its slots; each slot counts
+/// its own users, and is released, firing its notification and ending its grant, when the last
+/// one lets go.
 ///
 /// # Invariants
 ///
+/// - The batch lives in an object of [`BATCHES`], freed when `refs` drops to zero.
 /// - Every slot is live ([`GrantSlot`]'s invariants) when the batch is made.
+/// - `start` changes only while the batch is a [`NewBatch`], before anyone else can see it.
 /// - `listed` is the number of slots still listed; it changes only under the index lock of
 ///   the file that lists the batch.
-/// - The batch is listed in at most one file's index, and only while `listed` is not zero.
+/// - The batch is listed in at most one file's index, and only while `listed` is not zero;
+///   `links` belong to that index's tree meanwhile.
 pub(crate) struct GrantBatch {
-    start: u64,
+    links: Opaque<bindings::rb_node>,
+    refs: Refcount,
     listed: Atomic<u32>,
+    start: u64,
     slots: Slots,
+}
+
+// SAFETY: Every batch is reference-counted through `refs`, and lives (in its slab object) until
+// the count drops to zero (type invariants).
+unsafe impl AlwaysRefCounted for GrantBatch {
+    fn inc_ref(&self) {
+        self.refs.inc();
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller owns a reference (function contract): the batch is live.
+        if unsafe { obj.as_ref() }.refs.dec_and_test() {
+            // SAFETY: That was the last reference: nobody uses the batch any more, and it came
+            // from `BATCHES` (type invariant).
+            unsafe { BATCHES.free(obj) };
+        }
+    }
+}
+
+/// A batch that nobody else references yet: made by [`GrantBatch::build`], not listed. Its key
+/// range is set when it is placed in the file's index space ([`NewBatch::place`]).
+pub(crate) struct NewBatch(ARef<GrantBatch>);
+
+impl NewBatch {
+    /// Gives the batch its keys, from `start` on, and hands it over for listing.
+    pub(crate) fn place(self, start: u64) -> ARef<GrantBatch> {
+        let batch = ARef::into_raw(self.0);
+        // SAFETY: The batch is live and referenced by nobody else (a `NewBatch` holds the only
+        // reference), so writing its `start` races with nothing. INVARIANT: still unshared.
+        unsafe { (*batch.as_ptr()).start = start };
+        // SAFETY: The reference taken out of `self` above, handed on.
+        unsafe { ARef::from_raw(batch) }
+    }
 }
 
 // SAFETY: The slots' cells are accessed as their invariants say: `notify` under the owning
@@ -355,30 +409,34 @@ impl GrantBatch {
     /// Allocates fresh zeroed kernel pages and grants `domid` access to `count` 4K slots of
     /// them, packed (slot `k` is Xen page `k % XEN_PAGES_PER_PAGE` of page
     /// `k / XEN_PAGES_PER_PAGE`). Slot `k` gets key `start + k * XEN_PAGE_SIZE` and its grant
-    /// reference goes to `ids[4k..4k + 4]`. Sleeps; called without any lock held.
+    /// reference goes to `ids[4k..4k + 4]`. The keys are given later ([`NewBatch::place`]).
+    /// Sleeps; called without any lock held.
     ///
     /// The caller has reserved `count` grants of the limit, which the batch's slots then
     /// carry. On failure nothing is left behind: the grants made so far are ended and the whole
     /// reservation is returned.
     pub(crate) fn build(
-        start: u64,
         count: usize,
         domid: u16,
         writable: bool,
         ids: &mut [u8],
-    ) -> Result<Arc<Self>, GrantError> {
+    ) -> Result<NewBatch, GrantError> {
         let mut made = 0usize;
         let res = Self::build_slots(count, domid, writable, ids, &mut made).and_then(|slots| {
-            let listed = Atomic::new(count as u32);
-            Arc::new(
-                Self {
-                    start,
-                    listed,
+            // INVARIANT: a `BATCHES` object with one reference (the `NewBatch`'s), every slot
+            // live, all listed, not in any tree; if the allocation fails, `slots` is dropped and
+            // each slot ends its own grant.
+            let batch = BATCHES
+                .alloc(Self {
+                    links: Opaque::new(bindings::rb_node::default()),
+                    refs: Refcount::new(1),
+                    listed: Atomic::new(count as u32),
+                    start: 0,
                     slots,
-                },
-                GFP_KERNEL,
-            )
-            .map_err(|e| GrantError::Other(e.into()))
+                })
+                .map_err(GrantError::Other)?;
+            // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
+            Ok(NewBatch(unsafe { ARef::from_raw(batch) }))
         });
         if res.is_err() {
             // The slots made were dropped with their batch (or its parts), each returning its
@@ -435,6 +493,24 @@ impl GrantBatch {
             }
         }
         Ok(Slots::Many(slots))
+    }
+
+    /// The batch's links in its file's index tree.
+    pub(crate) fn links(&self) -> *mut bindings::rb_node {
+        self.links.get()
+    }
+
+    /// The batch whose links are at `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` is the `links` of a live batch.
+    pub(crate) unsafe fn from_links(node: *mut bindings::rb_node) -> NonNull<Self> {
+        // SAFETY: `node` points at the `links` field of a batch (function contract): stepping
+        // back by that field's offset stays inside the same object.
+        let batch = unsafe { node.byte_sub(offset_of!(Self, links)) }.cast::<Self>();
+        // SAFETY: Derived from a non-null pointer into a live object.
+        unsafe { NonNull::new_unchecked(batch) }
     }
 
     fn slots(&self) -> &[GrantSlot] {
@@ -593,7 +669,7 @@ impl GrantBatch {
 ///
 /// The segment owns one mapping user on each slot of its range.
 pub(crate) struct MappedSlots {
-    batch: Arc<GrantBatch>,
+    batch: ARef<GrantBatch>,
     first: usize,
     count: usize,
 }
@@ -605,7 +681,7 @@ impl MappedSlots {
     ///
     /// The caller holds the index lock of the file that lists the batch, and every slot of the
     /// range is listed.
-    pub(crate) unsafe fn new(batch: Arc<GrantBatch>, first: usize, count: usize) -> Self {
+    pub(crate) unsafe fn new(batch: ARef<GrantBatch>, first: usize, count: usize) -> Self {
         // SAFETY: As this function's contract.
         unsafe { batch.add_mapping(first..first + count) };
         // INVARIANT: One mapping user taken on each slot of the range.

@@ -4,7 +4,7 @@
 //!
 //! The `kernel` crate of 7.3 can set up a VMA in `->mmap` but has no way to learn when it is
 //! split, copied or removed. This file fills that gap with the smallest sound piece: it installs
-//! `vm_operations_struct` `open`/`close` callbacks and keeps one `Arc` reference per VMA in
+//! `vm_operations_struct` `open`/`close` callbacks and keeps one reference ([`ARef`]) per VMA in
 //! `vm_private_data`.
 //!
 //! - `mmap` attaches the data to the new VMA (one reference);
@@ -17,18 +17,23 @@
 //! whose `->mmap` failed, so [`VmaFamily::attach`] must be the last step of a successful `mmap`.
 //! Both callbacks run with `mmap_lock` held and may sleep, and so may `T`'s `Drop`.
 
-use core::marker::PhantomData;
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
 use kernel::{
     bindings,
     mm::virt::VmaNew,
-    sync::Arc,
-    types::ForeignOwnable, //
+    sync::aref::{
+        ARef,
+        AlwaysRefCounted, //
+    },
 };
 
 /// The `vm_operations_struct` of the VMAs of one family type `T`.
-pub(crate) struct VmaFamily<T: Send + Sync + 'static>(PhantomData<T>);
+pub(crate) struct VmaFamily<T: AlwaysRefCounted + Send + Sync + 'static>(PhantomData<T>);
 
-impl<T: Send + Sync + 'static> VmaFamily<T> {
+impl<T: AlwaysRefCounted + Send + Sync + 'static> VmaFamily<T> {
     /// The callbacks of the family. A borrow in a `const` initialiser has the `'static` lifetime,
     /// so every VMA of the family may keep pointing at it; no promotion rule is relied on.
     const OPS: &'static bindings::vm_operations_struct = &bindings::vm_operations_struct {
@@ -38,15 +43,15 @@ impl<T: Send + Sync + 'static> VmaFamily<T> {
     };
 
     /// Attaches `data` to `vma`, which is being set up by `->mmap` and will not fail anymore.
-    pub(crate) fn attach(vma: &VmaNew, data: Arc<T>) {
+    pub(crate) fn attach(vma: &VmaNew, data: ARef<T>) {
         let vma = vma.as_ptr();
         // SAFETY: `vma` is valid and, being set up by `->mmap` under the write `mmap_lock`, not
-        // yet visible to anyone else: writing its fields cannot race. The reference produced by
-        // `into_foreign` is owned by this VMA and given back in `close`. `OPS` is `'static`: it
-        // stays valid as long as the module's image, which outlives every VMA (each VMA holds its
-        // file, and the file pins the module).
+        // yet visible to anyone else: writing its fields cannot race. The reference taken out of
+        // `data` is owned by this VMA and given back in `close`. `OPS` is `'static`: it stays
+        // valid as long as the module's image, which outlives every VMA (each VMA holds its file,
+        // and the file pins the module).
         unsafe {
-            (*vma).vm_private_data = data.into_foreign();
+            (*vma).vm_private_data = ARef::into_raw(data).as_ptr().cast();
             (*vma).vm_ops = Self::OPS;
         }
     }
@@ -56,11 +61,11 @@ impl<T: Send + Sync + 'static> VmaFamily<T> {
     /// Called by mm, with `mmap_lock` held, for a VMA copied from one of this family: its
     /// `vm_private_data` is the source VMA's, which still owns its own reference.
     unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
-        // SAFETY: By the function's contract `vm_private_data` came from `Arc::into_foreign` and
-        // the source VMA's reference keeps it alive during this call.
-        let data = unsafe { <Arc<T> as ForeignOwnable>::borrow((*vma).vm_private_data) };
+        // SAFETY: By the function's contract `vm_private_data` came from `attach`, and the
+        // source VMA's reference keeps it alive during this call.
+        let data = unsafe { &*(*vma).vm_private_data.cast::<T>() };
         // The new VMA owns one more reference, given back in its own `close`.
-        let _ = Arc::<T>::from(data).into_foreign();
+        data.inc_ref();
     }
 
     /// # Safety
@@ -68,8 +73,9 @@ impl<T: Send + Sync + 'static> VmaFamily<T> {
     /// Called by mm, with `mmap_lock` held, exactly once for each VMA of this family as it is
     /// removed.
     unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
-        // SAFETY: Each VMA of the family owns one reference, from `attach` or `open`; this is
+        // SAFETY: Each VMA of the family owns one reference, from `attach` or `open`, on the
+        // object at `vm_private_data` (not null: `attach` stored an `ARef`'s pointer); this is
         // its only `close`, so the reference is given back exactly once.
-        drop(unsafe { <Arc<T> as ForeignOwnable>::from_foreign((*vma).vm_private_data) });
+        drop(unsafe { ARef::from_raw(NonNull::new_unchecked((*vma).vm_private_data.cast::<T>())) });
     }
 }
