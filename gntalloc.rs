@@ -76,6 +76,7 @@ mod vma;
 mod xen;
 
 use grant::{
+    BatchMapping,
     GrantBatch,
     MappedSlots,
     UnmapNotify, //
@@ -226,9 +227,13 @@ impl FileIndex {
     /// Collects the slots covering `pages` kernel pages from `start` for a new mapping: every
     /// granted slot of each page must be listed (padding slots after a page's last grant are
     /// not granted and not looked for); `ENOENT` otherwise.
-    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<ARef<MappingRange>> {
+    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<NewMapping> {
         let (first, rest) = match self.mapping_in_one_batch(start, pages)? {
-            Some(first) => (first, None),
+            // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
+            Some(first) => match unsafe { first.into_family() } {
+                Ok(family) => return Ok(NewMapping::InBatch(family)),
+                Err(first) => (first, None),
+            },
             None => self.collect_segments(start, pages)?,
         };
         let range = RANGES.alloc(MappingRange {
@@ -238,7 +243,7 @@ impl FileIndex {
         })?;
         // INVARIANT: A fresh `RANGES` object with one reference.
         // SAFETY: That reference is handed over to the `ARef`.
-        Ok(unsafe { ARef::from_raw(range) })
+        Ok(NewMapping::Range(unsafe { ARef::from_raw(range) }))
     }
 
     /// [`FileIndex::collect_mapping`]'s common case, a mapping inside one batch (libxengnttab
@@ -395,8 +400,7 @@ impl FileState {
             };
             if let Some(emptied) = within {
                 if emptied {
-                    let (_, batch) = cursor.remove_current();
-                    drop(batch);
+                    drop(cursor.remove());
                 }
                 return Ok(());
             }
@@ -447,6 +451,29 @@ impl FileState {
         }
         Ok(())
     }
+}
+
+/// The family record of a new mapping, which each VMA of the mapping will hold a reference on.
+enum NewMapping {
+    /// Slots of one batch, in the record the batch carries (the common case, no allocation).
+    InBatch(ARef<BatchMapping>),
+    /// Any other mapping (or one whose batch's record is taken), in an object of its own.
+    Range(ARef<MappingRange>),
+}
+
+/// Makes `vma` a mapping of `pages`, in order.
+fn insert_pages<'a>(vma: &VmaNew, pages: impl Iterator<Item = &'a xen::PageRef>) -> Result {
+    vma.set_dontexpand();
+    vma.set_dontdump();
+    let mixed = vma.set_mixedmap();
+    let mut addr = vma.start();
+    for page in pages {
+        // The family record keeps the page alive; the VMA family holds the record until its last
+        // VMA is closed, and zapping on munmap drops the mapping's own page references.
+        mixed.vm_insert_page(addr, &page.borrow())?;
+        addr += PAGE_SIZE;
+    }
+    Ok(())
 }
 
 /// The slots covered by one `mmap()` call, shared by every VMA descended from it: each holds
@@ -522,24 +549,21 @@ impl MiscDevice for FileState {
         // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
         // finds the grants mapped, or ended again if the mmap failed.
         let mut index = state.index.lock();
-        let range = index.collect_mapping(start, pages)?;
-
-        vma.set_dontexpand();
-        vma.set_dontdump();
-        let mixed = vma.set_mixedmap();
-        let mut addr = vma.start();
-        for segment in range.segments() {
-            for page in segment.pages() {
-                // `range` keeps the page alive; the VMA family holds `range` until the last VMA
-                // is closed, and zapping on munmap drops the mapping's own page references.
-                mixed.vm_insert_page(addr, &page.borrow())?;
-                addr += PAGE_SIZE;
+        // On error below, the record is dropped before `index` is unlocked, and the grants go
+        // back as they were.
+        match index.collect_mapping(start, pages)? {
+            NewMapping::InBatch(family) => {
+                // SAFETY: `family` is a reference on a claimed record, held across the call.
+                insert_pages(vma, unsafe { family.pages() })?;
+                drop(index);
+                VmaFamily::attach(vma, family);
+            }
+            NewMapping::Range(range) => {
+                insert_pages(vma, range.segments().flat_map(MappedSlots::pages))?;
+                drop(index);
+                VmaFamily::attach(vma, range);
             }
         }
-        // On error above, `range` is dropped before `index` is unlocked, and the grants go back
-        // as they were.
-        drop(index);
-        VmaFamily::attach(vma, range);
         Ok(())
     }
 

@@ -39,9 +39,11 @@ use kernel::{
             AlwaysRefCounted, //
         },
         atomic::{
+            Acquire,
             Atomic,
             Full,
-            Relaxed, //
+            Relaxed,
+            Release, //
         },
         Refcount,
     },
@@ -363,6 +365,7 @@ pub(crate) struct GrantBatch {
     listed: Atomic<u32>,
     start: u64,
     slots: Slots,
+    mapping: BatchMapping,
 }
 
 // SAFETY: Every batch is reference-counted through `refs`, and lives (in its slab object) until
@@ -433,6 +436,7 @@ impl GrantBatch {
                     listed: Atomic::new(count as u32),
                     start: 0,
                     slots,
+                    mapping: BatchMapping::new(),
                 })
                 .map_err(GrantError::Other)?;
             // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
@@ -652,6 +656,25 @@ impl GrantBatch {
         }
     }
 
+    /// The kernel pages of the slots `range`, in order: each page's first slot's page.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds a mapping user on each slot of `range` for as long as the result is
+    /// used.
+    unsafe fn pages(&self, range: core::ops::Range<usize>) -> impl Iterator<Item = &xen::PageRef> {
+        let slots = self.slots().get(range);
+        slots.into_iter().flatten().filter_map(|slot| {
+            // SAFETY: The caller holds a user on the slot (function contract).
+            let frame = unsafe { slot.frame() };
+            if frame.xen_index() == 0 {
+                frame.page()
+            } else {
+                None
+            }
+        })
+    }
+
     /// Gives up a mapping user of every slot of `range`.
     fn drop_mapping(&self, range: core::ops::Range<usize>) {
         if let Some(slots) = self.slots().get(range) {
@@ -716,24 +739,157 @@ impl MappedSlots {
         self.count += count;
     }
 
-    /// The kernel pages of the segment, in order: each page's first slot's page.
+    /// The kernel pages of the segment, in order.
     pub(crate) fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
-        let slots = self.batch.slots().get(self.first..self.first + self.count);
-        slots.into_iter().flatten().filter_map(|slot| {
-            // SAFETY: The segment holds a mapping user on each of its slots (type invariant),
-            // for as long as `self` is borrowed.
-            let frame = unsafe { slot.frame() };
-            if frame.xen_index() == 0 {
-                frame.page()
-            } else {
-                None
-            }
-        })
+        // SAFETY: The segment holds a mapping user on each of its slots (type invariant), for as
+        // long as `self` is borrowed.
+        unsafe { self.batch.pages(self.first..self.first + self.count) }
+    }
+
+    /// Hands the segment's slots to its batch's family record ([`BatchMapping`]), if no other
+    /// family has claimed it; gives the segment back otherwise.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the index lock of the file that lists the batch.
+    pub(crate) unsafe fn into_family(self) -> Result<ARef<BatchMapping>, Self> {
+        let record = &self.batch.mapping;
+        // Acquire: pairs with the release of the last holder, whose reads of `first` and `count`
+        // then come before the writes below.
+        if record.claimed.load(Acquire) != 0 {
+            return Err(self);
+        }
+        let (Ok(first), Ok(count)) = (u32::try_from(self.first), u32::try_from(self.count)) else {
+            return Err(self);
+        };
+        // SAFETY: Not claimed, and we hold the index lock (function contract): nobody else reads
+        // or writes `first` and `count` (`BatchMapping`'s invariants).
+        unsafe {
+            *record.first.get() = first;
+            *record.count.get() = count;
+        }
+        record.vmas.store(1, Relaxed);
+        record.claimed.store(1, Relaxed);
+        // INVARIANT: The segment's mapping users and its batch reference go to the record, which
+        // has one reference, returned here.
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is not used again, nor dropped: its batch reference is moved out once.
+        let batch = unsafe { core::ptr::read(&this.batch) };
+        let record = NonNull::from(&batch.mapping);
+        let _ = ARef::into_raw(batch);
+        // SAFETY: The record's one reference, claimed above.
+        Ok(unsafe { ARef::from_raw(record) })
     }
 }
 
 impl Drop for MappedSlots {
     fn drop(&mut self) {
         self.batch.drop_mapping(self.first..self.first + self.count);
+    }
+}
+
+/// The mmap() family record every batch carries, so that the most common mapping, of slots of
+/// one batch (libxengnttab maps what one ALLOC made, once), needs no allocation: while claimed,
+/// it stands for one family, holding a mapping user on each of its slots and a reference on the
+/// batch, and counts the family's VMAs. A mapping that finds it claimed gets a
+/// `MappingRange` of its own (`gntalloc.rs`).
+///
+/// # Invariants
+///
+/// - While `claimed` is set, `vmas` counts the references held on the record (one per VMA of
+///   its family, or the mmap() call's), and the record holds one mapping user on each slot of
+///   `first..first + count` and one reference on its batch. `first` and `count` change only
+///   while `claimed` is clear, under the index lock of the file listing the batch.
+/// - `claimed` is set only under that lock, and cleared by whoever drops `vmas` to zero, after
+///   its last use of `first` and `count`.
+pub(crate) struct BatchMapping {
+    claimed: Atomic<u32>,
+    vmas: Atomic<u32>,
+    first: UnsafeCell<u32>,
+    count: UnsafeCell<u32>,
+}
+
+impl BatchMapping {
+    const fn new() -> Self {
+        // INVARIANT: not claimed.
+        Self {
+            claimed: Atomic::new(0),
+            vmas: Atomic::new(0),
+            first: UnsafeCell::new(0),
+            count: UnsafeCell::new(0),
+        }
+    }
+
+    /// The batch that carries the record.
+    fn batch(&self) -> &GrantBatch {
+        let record = core::ptr::from_ref(self);
+        // SAFETY: Every record is the `mapping` field of a batch, which is live while the
+        // record is referenced: stepping back by the field's offset gives that batch.
+        unsafe {
+            &*record
+                .byte_sub(offset_of!(GrantBatch, mapping))
+                .cast::<GrantBatch>()
+        }
+    }
+
+    /// The slots of the family, as `first..first + count`.
+    ///
+    /// # Safety
+    ///
+    /// The record is claimed and the caller holds a reference on it.
+    unsafe fn slots(&self) -> core::ops::Range<usize> {
+        // SAFETY: Claimed, so `first` and `count` do not change until the last reference,
+        // which the caller still holds, is dropped (type invariant).
+        let (first, count) = unsafe { (*self.first.get() as usize, *self.count.get() as usize) };
+        first..first + count
+    }
+
+    /// The kernel pages of the family, in order.
+    ///
+    /// # Safety
+    ///
+    /// As [`BatchMapping::slots`].
+    pub(crate) unsafe fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
+        // SAFETY: As this function's contract.
+        let range = unsafe { self.slots() };
+        // SAFETY: The record holds a mapping user on each slot of `range` while the caller holds
+        // its reference (type invariant), and the borrow of `self` lasts no longer.
+        unsafe { self.batch().pages(range) }
+    }
+}
+
+// SAFETY: `first` and `count` are written only while no reference exists (under the index
+// lock) and read only by reference holders; everything else is atomic.
+unsafe impl Sync for BatchMapping {}
+// SAFETY: As `Sync`; the record owns nothing that is tied to a thread.
+unsafe impl Send for BatchMapping {}
+
+// SAFETY: A claimed record keeps its batch, and therefore itself, alive until its count drops to
+// zero; every reference handed out counts in `vmas` (type invariants).
+unsafe impl AlwaysRefCounted for BatchMapping {
+    fn inc_ref(&self) {
+        self.vmas.add(1, Relaxed);
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller owns a reference (function contract): the record is claimed and its
+        // batch live.
+        let record = unsafe { obj.as_ref() };
+        // Fully ordered, as a refcount's decrement.
+        if record.vmas.fetch_sub(1, Full) != 1 {
+            return;
+        }
+        // SAFETY: This was the last reference: the record is ours until `claimed` is cleared.
+        let range = unsafe { record.slots() };
+        let batch = record.batch();
+        batch.drop_mapping(range);
+        // The reference the record held on its batch, taken out before the record is released
+        // (a new claimer may take another one right after).
+        // SAFETY: Claimed records hold one reference on their batch (type invariant).
+        let batch = unsafe { ARef::from_raw(NonNull::from(batch)) };
+        // INVARIANT: Released after the last use of `first` and `count`; the release orders
+        // those uses before a new claimer's writes.
+        record.claimed.store(0, Release);
+        drop(batch);
     }
 }

@@ -193,8 +193,17 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Removes the batch at the cursor from the tree and returns the tree's reference on it,
-    /// with a cursor on the next batch, if any.
+    /// Removes the batch at the cursor from the tree and returns the tree's reference on it.
+    pub(crate) fn remove(self) -> ARef<GrantBatch> {
+        let node = self.node.as_ptr();
+        // SAFETY: `node` is in `index.root` (type invariant), which we borrow mutably.
+        unsafe { bindings::rb_erase(node, &mut self.index.root) };
+        // SAFETY: The tree owned one reference on the batch (its invariant), handed over once,
+        // as the node has just left the tree.
+        unsafe { ARef::from_raw(GrantBatch::from_links(node)) }
+    }
+
+    /// As [`Cursor::remove`], with a cursor on the next batch, if any.
     pub(crate) fn remove_current(self) -> (Option<Self>, ARef<GrantBatch>) {
         let node = self.node.as_ptr();
         // SAFETY: A node of the tree (type invariant), looked at before it leaves.

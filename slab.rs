@@ -93,6 +93,7 @@ impl<T> SlabCache<T> {
     }
 
     /// Moves `value` into a new object of the cache.
+    #[inline]
     pub(crate) fn alloc(&self, value: T) -> Result<NonNull<T>> {
         let cache = self.cache.load(Acquire);
         if cache.is_null() {
