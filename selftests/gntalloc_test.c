@@ -831,6 +831,46 @@ TEST_F(gnt, two_mmaps_release_after_both)
 }
 
 /*
+ * Mappings of one ALLOC's three pages, made in turn and at once with other
+ * ranges: [0,2), then [1,3) while it lives, then [0,3) once the first is gone.
+ * Ours keeps the first mapping of a batch in a record the batch carries,
+ * reused once free, and gives a mapping made meanwhile an object of its own:
+ * no mix of the two may release a grant while a mapping still covers it, nor
+ * keep it after the last. Grant 0 is watched, and page 1's grant clears a byte
+ * of its own page when released.
+ */
+TEST_F(gnt, mappings_in_turn_and_at_once)
+{
+	size_t ps = page_size();
+	uint32_t count = 3 * (ps / 4096);
+	struct watched w = { 0 };
+	uint8_t *a, *b, *c;
+
+	ASSERT_EQ(0, watch_setup(_metadata, self->fd, &w, count));
+	a = gnt_map(self->fd, w.idx, 2 * ps);
+	ASSERT_NE(MAP_FAILED, a);
+	b = gnt_map(self->fd, w.idx + ps, 2 * ps);
+	ASSERT_NE(MAP_FAILED, b);
+	a[ps + 100] = 0x5a;
+	EXPECT_EQ(0x5a, b[100]);
+	ASSERT_EQ(0, gnt_notify(self->fd, w.idx + ps + 100, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	munmap(a, 2 * ps);
+	c = gnt_map(self->fd, w.idx, 3 * ps);
+	ASSERT_NE(MAP_FAILED, c);
+	EXPECT_EQ(0x5a, c[ps + 100]);
+	c[2 * ps + 9] = 0xa5;
+	EXPECT_EQ(0xa5, b[ps + 9]);
+	ASSERT_EQ(0, gnt_dealloc(self->fd, w.idx, count));
+	munmap(b, 2 * ps);
+	/* c still maps every page: nothing is released. */
+	EXPECT_EQ(0x5a, c[ps + 100]);
+	EXPECT_FALSE(fired(&w));
+	munmap(c, 3 * ps);
+	EXPECT_TRUE(fired(&w));
+	watch_done(&w);
+}
+
+/*
  * Four pages of grants (4 on 4K kernels), split into four VMAs by an mprotect
  * and partial munmaps. Every 4K frame carries its own marker: each remaining
  * piece keeps showing its own frames, the read-only piece takes no writes,
