@@ -30,12 +30,14 @@
 //!   before `index`.
 //! - A slot's notification is guarded by `index` itself (no lock of its own): it is set and
 //!   read only while the slot is listed, and taken by the slot's releaser.
+//! - A batch's mapping record (`grant::BatchMapping`) is claimed under `index` and given back,
+//!   with atomics alone, by the last VMA of its mapping.
 //! - No user memory is touched under `index`, and nothing sleeps long under it: ALLOC makes the
 //!   pages and grants without it, as upstream makes them outside its global mutex, then takes it
-//!   once, briefly, to give the finished batch its index range and list it.
-//!   mmap holds it while it inserts the pages, and SET_UNMAP_NOTIFY while it swaps the
-//!   notification, so that no user of a slot outlives the lock but a mapping's: a DEALLOC that
-//!   finds a slot unmapped ends its grant before it returns.
+//!   once, briefly, to give the finished batch its index range and list it. mmap holds it while
+//!   it inserts the pages, and SET_UNMAP_NOTIFY while it swaps the notification, so that no
+//!   user of a slot outlives the lock but a mapping's: a DEALLOC that finds a slot unmapped ends
+//!   its grant before it returns.
 
 use core::ptr::NonNull;
 use kernel::{

@@ -6,7 +6,8 @@
 //! A [`GrantBatch`] holds the grants of one ALLOC by value, one 4K "slot" of the file's index
 //! space each. It is reference-counted ([`ARef`]) and shared by the file's index (which links it
 //! in its tree, see `index.rs`, until every slot is deallocated or the file is closed) and by
-//! every mmap() family that covers some of its slots ([`MappedSlots`]). Each slot counts its own users: the listing and the mappings. When
+//! every mmap() family that covers some of its slots ([`MappedSlots`], or the batch's own
+//! [`BatchMapping`]). Each slot counts its own users: the listing and the mappings. When
 //! the last one lets go, the slot fires its unmap notification (byte, then event) and ends its
 //! grant. If the remote domain still maps the page, the grant goes to [`DEFERRED`]: it stays
 //! counted against `limit` and is retried on later ioctls and by a periodic work item until the
@@ -337,7 +338,7 @@ impl Drop for GrantSlot {
 const _: () = assert!(size_of::<GrantSlot>() <= 32);
 
 /// Where a batch keeps its slots: inline for a single grant (libxengnttab's most common
-/// request), so that an ALLOC of one costs one allocation besides the page and the index node.
+/// request), so that an ALLOC of one costs one allocation besides the page.
 enum Slots {
     One(GrantSlot),
     Many(KVVec<GrantSlot>),
