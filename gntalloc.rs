@@ -501,12 +501,9 @@ unsafe impl AlwaysRefCounted for MappingRange {
     }
 
     unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: The caller owns a reference (function contract): the range is live.
-        if unsafe { obj.as_ref() }.refs.dec_and_test() {
-            // SAFETY: That was the last reference: nobody uses the range any more, and it came
-            // from `RANGES` (type invariant).
-            unsafe { RANGES.free(obj) };
-        }
+        // SAFETY: Every range comes from `RANGES` and is counted by `refs` (type invariant); the
+        // caller owns the reference it gives up (function contract).
+        unsafe { RANGES.put(obj, |range| &range.refs) };
     }
 }
 

@@ -377,12 +377,9 @@ unsafe impl AlwaysRefCounted for GrantBatch {
     }
 
     unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: The caller owns a reference (function contract): the batch is live.
-        if unsafe { obj.as_ref() }.refs.dec_and_test() {
-            // SAFETY: That was the last reference: nobody uses the batch any more, and it came
-            // from `BATCHES` (type invariant).
-            unsafe { BATCHES.free(obj) };
-        }
+        // SAFETY: Every batch comes from `BATCHES` and is counted by `refs` (type invariants);
+        // the caller owns the reference it gives up (function contract).
+        unsafe { BATCHES.put(obj, |batch| &batch.refs) };
     }
 }
 

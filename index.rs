@@ -156,6 +156,19 @@ impl BatchIndex {
             f(unsafe { ARef::from_raw(GrantBatch::from_links(current.as_ptr())) });
         }
     }
+
+    /// Takes `node` out of the tree and returns the tree's reference on its batch.
+    ///
+    /// # Safety
+    ///
+    /// `node` is a node of this tree.
+    unsafe fn unlink(&mut self, node: *mut bindings::rb_node) -> ARef<GrantBatch> {
+        // SAFETY: `node` is in `root` (function contract), which we borrow mutably.
+        unsafe { bindings::rb_erase(node, &mut self.root) };
+        // SAFETY: The tree owned one reference on the batch (type invariant), handed over once,
+        // as the node has just left the tree.
+        unsafe { ARef::from_raw(GrantBatch::from_links(node)) }
+    }
 }
 
 impl Drop for BatchIndex {
@@ -195,12 +208,8 @@ impl<'a> Cursor<'a> {
 
     /// Removes the batch at the cursor from the tree and returns the tree's reference on it.
     pub(crate) fn remove(self) -> ARef<GrantBatch> {
-        let node = self.node.as_ptr();
-        // SAFETY: `node` is in `index.root` (type invariant), which we borrow mutably.
-        unsafe { bindings::rb_erase(node, &mut self.index.root) };
-        // SAFETY: The tree owned one reference on the batch (its invariant), handed over once,
-        // as the node has just left the tree.
-        unsafe { ARef::from_raw(GrantBatch::from_links(node)) }
+        // SAFETY: A node of the tree (type invariant).
+        unsafe { self.index.unlink(self.node.as_ptr()) }
     }
 
     /// As [`Cursor::remove`], with a cursor on the next batch, if any.
@@ -208,11 +217,8 @@ impl<'a> Cursor<'a> {
         let node = self.node.as_ptr();
         // SAFETY: A node of the tree (type invariant), looked at before it leaves.
         let next = NonNull::new(unsafe { bindings::rb_next(node) });
-        // SAFETY: `node` is in `index.root` (type invariant), which we borrow mutably.
-        unsafe { bindings::rb_erase(node, &mut self.index.root) };
-        // SAFETY: The tree owned one reference on the batch (its invariant), handed over once,
-        // as the node has just left the tree.
-        let batch = unsafe { ARef::from_raw(GrantBatch::from_links(node)) };
+        // SAFETY: As above.
+        let batch = unsafe { self.index.unlink(node) };
         // INVARIANT: `next` is still a node of the tree: erasing another node does not move it.
         let cursor = next.map(|node| Self {
             index: self.index,

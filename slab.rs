@@ -26,11 +26,14 @@ use core::{
 use kernel::{
     bindings,
     prelude::*,
-    sync::atomic::{
-        Acquire,
-        Atomic,
-        Relaxed,
-        Release, //
+    sync::{
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
+        Refcount,
     },
 };
 
@@ -106,6 +109,22 @@ impl<T> SlabCache<T> {
         // SAFETY: `obj` is a fresh allocation of `T`'s size and alignment (type invariant).
         unsafe { obj.as_ptr().write(value) };
         Ok(obj)
+    }
+
+    /// Gives up one reference on `obj`, counted by the `Refcount` that `refs` finds in it; the
+    /// last one frees the object. The `dec_ref` of every reference-counted type of the cache.
+    ///
+    /// # Safety
+    ///
+    /// `obj` came from [`SlabCache::alloc`] on this cache, its references are all counted by
+    /// `refs(obj)`, and the caller owns one of them, which it no longer uses.
+    pub(crate) unsafe fn put(&self, obj: NonNull<T>, refs: impl FnOnce(&T) -> &Refcount) {
+        // SAFETY: The caller owns a reference (function contract): the object is live.
+        if refs(unsafe { obj.as_ref() }).dec_and_test() {
+            // SAFETY: That was the last reference: nobody uses the object any more, and it came
+            // from this cache (function contract).
+            unsafe { self.free(obj) };
+        }
     }
 
     /// Drops the object at `obj` and gives its memory back to the cache.
