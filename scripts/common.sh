@@ -113,3 +113,9 @@ xgr_insn_profile_plugin() {
 	fi
 	echo "$so"
 }
+
+# The kernel command line of every test-kernel domain, dom0 and guest: page_owner for the
+# leak checks and the freeing stack of a use-after-free report; page poisoning and SLUB's
+# debugging (poison, red zones, sanity checks, user tracking) for writes to freed pages
+# and objects (scripts/configs/test.config, scripts/uaf-detectors).
+XGR_UAF_ARGS="page_owner=on page_poison=1 slub_debug=FZPU"

@@ -175,10 +175,41 @@ static inline int xdom_vchan_send(struct libxenvchan *v, uint64_t bytes, uint64_
 	return 0;
 }
 
+/*
+ * What a wrong byte looks like, for the test bed's experiments (issue 17): where
+ * it lies in the ring (the stream's offset modulo the ring size is its offset in
+ * the ring) and in its 4K page, whether it is what the same ring offset held one
+ * lap earlier (`lap`: the expected bytes of the last lap, indexed by ring
+ * offset), and how many of the bytes read with it are wrong, and zero.
+ */
+static inline void xdom_vchan_mismatch(char *msg, size_t len, uint64_t at, const uint8_t *got,
+				       int n, struct xdom_stream st, const uint8_t *lap)
+{
+	uint64_t ring_off = at % XDOM_VCHAN_RING;
+	int wrong = 0, zero = 0, stale = 0;
+
+	/* st is the generator at `at`, by value: it runs ahead here only. */
+	for (int i = 0; i < n; i++) {
+		uint8_t want = xdom_stream_next(&st);
+
+		if (got[i] != want) {
+			wrong++;
+			zero += got[i] == 0;
+			stale += at + i >= XDOM_VCHAN_RING &&
+				 got[i] == lap[(ring_off + i) % XDOM_VCHAN_RING];
+		}
+	}
+	snprintf(msg, len,
+		 "byte %llu (ring offset %llu of %d, page offset %llu) is %#x; of the %d bytes "
+		 "read from there %d are wrong, %d of them zero and %d the previous lap's",
+		 (unsigned long long)at, (unsigned long long)ring_off, XDOM_VCHAN_RING,
+		 (unsigned long long)(at % 4096), got[0], n, wrong, zero, stale);
+}
+
 static inline int xdom_vchan_receive(struct libxenvchan *v, uint64_t bytes, uint64_t seed,
 				     uint64_t *sum, char *msg, size_t len)
 {
-	static uint8_t buf[XDOM_VCHAN_CHUNK];
+	static uint8_t buf[XDOM_VCHAN_CHUNK], lap[XDOM_VCHAN_RING];
 	struct xdom_stream st;
 	uint64_t done = 0;
 
@@ -201,13 +232,14 @@ static inline int xdom_vchan_receive(struct libxenvchan *v, uint64_t bytes, uint
 			continue;
 		}
 		for (int i = 0; i < r; i++) {
+			struct xdom_stream here = st;
 			uint8_t want_b = xdom_stream_next(&st);
 
 			if (buf[i] != want_b) {
-				snprintf(msg, len, "byte %llu is %#x, expected %#x",
-					 (unsigned long long)(done + i), buf[i], want_b);
+				xdom_vchan_mismatch(msg, len, done + i, buf + i, r - i, here, lap);
 				return -1;
 			}
+			lap[(done + i) % XDOM_VCHAN_RING] = want_b;
 			xdom_stream_sum(&st, buf[i]);
 		}
 		done += r;
