@@ -210,6 +210,26 @@ static inline long module_pages(void)
 }
 
 /*
+ * module_pages() once it holds still: the same count twice, 1.5 s apart (up to
+ * 30 s). Pages of an earlier load of the module at the same address count as
+ * the module's too, and the grant-table core frees the deferred ones on its own
+ * timer: one freed while a test measures cancels a page the test leaked (seen
+ * on the C reference's B3 test, which leaks a single page per load).
+ */
+static inline long settled_module_pages(void)
+{
+	long was = module_pages(), now;
+
+	for (int i = 0; i < 20 && was >= 0; i++, was = now) {
+		usleep(1500 * 1000);
+		now = module_pages();
+		if (now == was)
+			break;
+	}
+	return was;
+}
+
+/*
  * The state of one of our event-channel ports, asked of Xen directly
  * (EVTCHNOP_status through privcmd): a port nobody references any more has
  * been closed; a VIRQ port is one the kernel bound for itself. Values and layout from Xen's public event_channel.h.
