@@ -3,11 +3,12 @@
 //! The ioctl ABI of `/dev/xen/gntalloc`: command numbers, argument parsing and the three
 //! commands ALLOC_GREF, DEALLOC_GREF and SET_UNMAP_NOTIFY.
 //!
-//! The argument layouts come from our UAPI header through bindgen; their sizes and the command
-//! numbers are checked against the established values at compile time (here and in
-//! `gntalloc_shim.c`). Arguments are copied in before any lock is taken and results copied out
-//! after every lock is dropped: `mmap` takes the file's index lock under `mmap_lock`, and a
-//! faulting user copy under that lock would take `mmap_lock` in the other order.
+//! Each argument is a typed `#[repr(C)]` structure ([`AllocGrefArg`], [`DeallocGrefArg`],
+//! [`UnmapNotifyArg`]) whose layout is checked at compile time against the one bindgen
+//! generates from our UAPI header, and the command numbers against the established values.
+//! Arguments are copied in once, before any lock is taken, and results copied out after every
+//! lock is dropped: `mmap` takes the file's index lock under `mmap_lock`, and a faulting user
+//! copy under that lock would take `mmap_lock` in the other order.
 //!
 //! The errno precedence is upstream's, rule by rule, see the comments in each handler.
 //!
@@ -22,6 +23,10 @@ use core::mem::{
 use kernel::{
     prelude::*,
     sync::atomic::Relaxed,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -46,9 +51,106 @@ use crate::{
     FileState, //
 };
 
-type AllocGref = raw::ioctl_gntalloc_alloc_gref;
-type DeallocGref = raw::ioctl_gntalloc_dealloc_gref;
-type UnmapNotifyArg = raw::ioctl_gntalloc_unmap_notify;
+/// ALLOC_GREF's argument as far as it is copied in and written back: the UAPI structure up to
+/// its first grant reference, then the tail padding of the native layout, which the caller's
+/// bytes fill and which goes back as read (upstream writes the whole argument back). The
+/// other references follow the first at `gref_ids` when `count` is above one.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct AllocGrefArg {
+    /// IN: the domain that may map the pages.
+    domid: u16,
+    /// IN: `GNTALLOC_FLAG_*`.
+    flags: u16,
+    /// IN: number of grants.
+    count: u32,
+    /// OUT: mmap offset of the first page.
+    index: u64,
+    /// OUT: the first grant reference (`gref_ids[0]`).
+    first_id: u32,
+    /// The native layout's tail padding (absent from i386's).
+    tail: u32,
+}
+
+/// DEALLOC_GREF's argument, with the native layout's tail padding.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct DeallocGrefArg {
+    /// IN: index of the first page, as ALLOC returned it.
+    index: u64,
+    /// IN: number of pages.
+    count: u32,
+    /// The native layout's tail padding (absent from i386's).
+    tail: u32,
+}
+
+/// SET_UNMAP_NOTIFY's argument (no padding in any layout).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct UnmapNotifyArg {
+    /// IN: offset of a byte in the file's index space.
+    index: u64,
+    /// IN: `UNMAP_NOTIFY_*`.
+    action: u32,
+    /// IN: event channel to signal when `UNMAP_NOTIFY_SEND_EVENT` is set.
+    event_channel_port: u32,
+}
+
+// SAFETY: The three structures hold integers only, and their fields cover every byte (the
+// asserts below check there is no implicit padding): any bit pattern is a valid value, and
+// every byte of one is initialized.
+unsafe impl FromBytes for AllocGrefArg {}
+// SAFETY: As above.
+unsafe impl AsBytes for AllocGrefArg {}
+// SAFETY: As above.
+unsafe impl FromBytes for DeallocGrefArg {}
+// SAFETY: As above.
+unsafe impl AsBytes for DeallocGrefArg {}
+// SAFETY: As above.
+unsafe impl FromBytes for UnmapNotifyArg {}
+// SAFETY: As above.
+unsafe impl AsBytes for UnmapNotifyArg {}
+
+/// Fails the build unless our structure has the UAPI structure's size and its named fields'
+/// offsets, and no implicit padding.
+macro_rules! assert_abi {
+    ($ours:ty, $uapi:ty, [$($field:ident),*], [$($extra:ident),*]) => {
+        const _: () = assert!(size_of::<$ours>() == size_of::<$uapi>());
+        $(const _: () = assert!(offset_of!($ours, $field) == offset_of!($uapi, $field));)*
+        const _: () = assert!(
+            0 $(+ size_of_field(|a: &$ours| &a.$field))* $(+ size_of_field(|a: &$ours| &a.$extra))*
+                == size_of::<$ours>()
+        );
+    };
+}
+
+/// The size of the field that `f` picks, for [`assert_abi`].
+const fn size_of_field<S, F>(_f: fn(&S) -> &F) -> usize {
+    size_of::<F>()
+}
+
+assert_abi!(
+    AllocGrefArg,
+    raw::ioctl_gntalloc_alloc_gref,
+    [domid, flags, count, index],
+    [first_id, tail]
+);
+const _: () = assert!(
+    offset_of!(AllocGrefArg, first_id)
+        == offset_of!(raw::ioctl_gntalloc_alloc_gref, __bindgen_anon_1)
+);
+assert_abi!(
+    DeallocGrefArg,
+    raw::ioctl_gntalloc_dealloc_gref,
+    [index, count],
+    [tail]
+);
+assert_abi!(
+    UnmapNotifyArg,
+    raw::ioctl_gntalloc_unmap_notify,
+    [index, action, event_channel_port],
+    []
+);
 
 /// `_IOC(_IOC_NONE, 'G', nr, size)`: the encoding the ABI uses for all three commands.
 const fn ioc_none(nr: u32, size: usize) -> u32 {
@@ -59,9 +161,9 @@ const fn ioc_none(nr: u32, size: usize) -> u32 {
 }
 
 /// Allocates and grants pages.
-pub(crate) const IOCTL_GNTALLOC_ALLOC_GREF: u32 = ioc_none(5, size_of::<AllocGref>());
+pub(crate) const IOCTL_GNTALLOC_ALLOC_GREF: u32 = ioc_none(5, size_of::<AllocGrefArg>());
 /// Removes pages from the file.
-pub(crate) const IOCTL_GNTALLOC_DEALLOC_GREF: u32 = ioc_none(6, size_of::<DeallocGref>());
+pub(crate) const IOCTL_GNTALLOC_DEALLOC_GREF: u32 = ioc_none(6, size_of::<DeallocGrefArg>());
 /// Sets the action taken when a page is released.
 pub(crate) const IOCTL_GNTALLOC_SET_UNMAP_NOTIFY: u32 = ioc_none(7, size_of::<UnmapNotifyArg>());
 
@@ -78,19 +180,19 @@ enum Layout {
 }
 
 impl Layout {
-    /// Bytes of the ALLOC argument read and written back before the ids.
+    /// Bytes of the ALLOC argument read and written back before the other ids.
     const fn alloc_len(self) -> usize {
         match self {
-            Layout::Native => size_of::<AllocGref>(),
-            Layout::I386 => 20,
+            Layout::Native => size_of::<AllocGrefArg>(),
+            Layout::I386 => offset_of!(AllocGrefArg, tail),
         }
     }
 
     /// Bytes of the DEALLOC argument.
     const fn dealloc_len(self) -> usize {
         match self {
-            Layout::Native => size_of::<DeallocGref>(),
-            Layout::I386 => 12,
+            Layout::Native => size_of::<DeallocGrefArg>(),
+            Layout::I386 => offset_of!(DeallocGrefArg, tail),
         }
     }
 }
@@ -111,44 +213,35 @@ const _: () = assert!(
 const _: () = assert!(IOCTL_GNTALLOC_ALLOC_GREF == 0x0018_4705);
 const _: () = assert!(IOCTL_GNTALLOC_DEALLOC_GREF == 0x0010_4706);
 const _: () = assert!(IOCTL_GNTALLOC_SET_UNMAP_NOTIFY == 0x0010_4707);
-const _: () = assert!(size_of::<AllocGref>() == 24 && GREF_IDS_OFFSET == 16);
 
-/// Offset of `gref_ids` in the ALLOC argument: the union right after `index`.
-const GREF_IDS_OFFSET: usize = offset_of!(AllocGref, index) + size_of::<u64>();
+/// Offset of `gref_ids` in the ALLOC argument.
+const GREF_IDS_OFFSET: usize = offset_of!(AllocGrefArg, first_id);
 
-/// Reads a native-endian integer field at `off` of a copied-in argument.
-fn field<const N: usize>(raw: &[u8], off: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = raw.get(off..off + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
-
-/// Copies the first `len` (at most `N`) bytes of the argument at `arg`, zero-filling the rest:
-/// `EFAULT` if they cannot be read.
+/// Copies in the first `len` bytes of the argument at `arg` (all of `T`, or a shorter
+/// layout's prefix of it), the rest zero: `EFAULT` if they cannot be read.
 #[inline]
-fn copy_in<const N: usize>(arg: usize, len: usize) -> Result<[u8; N]> {
+fn copy_in<T: FromBytes + AsBytes + Default>(arg: usize, len: usize) -> Result<T> {
     let mut reader = UserSlice::new(UserPtr::from_addr(arg), len).reader();
-    if len == N {
+    if len == size_of::<T>() {
         // A copy of constant size, as C's `copy_from_user()` of a structure: the `kernel`
         // crate then calls `_copy_from_user()` directly, without the out-of-line slice path.
-        return reader.read::<[u8; N]>();
+        return reader.read::<T>();
     }
-    let mut buf = [0u8; N];
-    reader.read_slice(buf.get_mut(..len).ok_or(EINVAL)?)?;
-    Ok(buf)
+    let mut value = T::default();
+    reader.read_slice(value.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;
+    Ok(value)
 }
 
-/// Copies `data` to the argument at `arg`: `EFAULT` if it cannot be written.
+/// Copies the first `len` bytes of `value` (all of it, or a shorter layout's prefix) to the
+/// argument at `arg`: `EFAULT` if they cannot be written.
 #[inline]
-fn copy_out<const N: usize>(arg: usize, data: &[u8; N], len: usize) -> Result {
+fn copy_out<T: AsBytes>(arg: usize, value: &T, len: usize) -> Result {
     let mut writer = UserSlice::new(UserPtr::from_addr(arg), len).writer();
-    if len == N {
+    if len == size_of::<T>() {
         // Of constant size, as in `copy_in`.
-        return writer.write(data);
+        return writer.write(value);
     }
-    writer.write_slice(data.get(..len).ok_or(EINVAL)?)
+    writer.write_slice(value.as_bytes().get(..len).ok_or(EINVAL)?)
 }
 
 /// Dispatches an ioctl of an open file.
@@ -185,13 +278,10 @@ const INLINE_IDS: usize = 16;
 /// table full: nothing is left behind), `EFAULT` (result unwritable: the grants stay in the file,
 /// as upstream).
 fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
-    const LEN: usize = size_of::<AllocGref>();
     let len = layout.alloc_len();
-    let mut op = copy_in::<LEN>(arg, len)?;
-    let domid = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, domid)));
-    let flags = u16::from_ne_bytes(field(&op, offset_of!(AllocGref, flags)));
-    let count = u32::from_ne_bytes(field(&op, offset_of!(AllocGref, count)));
-    let writable = u32::from(flags) & raw::GNTALLOC_FLAG_WRITABLE != 0;
+    let mut op: AllocGrefArg = copy_in(arg, len)?;
+    let (domid, count) = (op.domid, op.count);
+    let writable = u32::from(op.flags) & raw::GNTALLOC_FLAG_WRITABLE != 0;
 
     // Checked before allocating anything, so a huge count cannot reach the allocator.
     let limit = xen::grant_limit();
@@ -199,7 +289,7 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         grant::STATS.limit_rejections.add(1, Relaxed);
         return Err(ENOSPC);
     }
-    let count_us = count as usize;
+    let count_us = usize::try_from(count).map_err(|_| ENOMEM)?;
     let ids_len = count_us.checked_mul(size_of::<u32>()).ok_or(ENOMEM)?;
     let mut inline_ids = [0u8; INLINE_IDS * size_of::<u32>()];
     let mut heap_ids: KVVec<u8>;
@@ -240,13 +330,16 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 
     // Results go out after the lock is dropped. As upstream, the whole argument as read (with
     // the caller's padding) is written back, then the ids. Ids that fit in the argument as read
-    // (one grant) go out with it, in one copy that writes the same bytes.
-    op[offset_of!(AllocGref, index)..][..size_of::<u64>()].copy_from_slice(&index.to_ne_bytes());
-    if let Some(first_ids) = op.get_mut(GREF_IDS_OFFSET..len) {
-        if let Some(dst) = first_ids.get_mut(..ids.len()) {
-            dst.copy_from_slice(ids);
-            return copy_out(arg, &op, len);
-        }
+    // (one grant, or two in the native layout, the second over the tail padding) go out with
+    // it, in one copy that writes the same bytes.
+    op.index = index;
+    let fits = op
+        .as_bytes_mut()
+        .get_mut(GREF_IDS_OFFSET..len)
+        .and_then(|room| room.get_mut(..ids.len()));
+    if let Some(dst) = fits {
+        dst.copy_from_slice(ids);
+        return copy_out(arg, &op, len);
     }
     copy_out(arg, &op, len)?;
     UserSlice::new(
@@ -263,14 +356,12 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 /// in this file with consecutive indices; `count == 0` is `EINVAL` as upstream. Atomic: nothing
 /// is removed on error.
 fn dealloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
-    const LEN: usize = size_of::<DeallocGref>();
-    let op = copy_in::<LEN>(arg, layout.dealloc_len())?;
-    let index = u64::from_ne_bytes(field(&op, offset_of!(DeallocGref, index)));
-    let count = u32::from_ne_bytes(field(&op, offset_of!(DeallocGref, count)));
-    let ret = if count == 0 {
-        Err(EINVAL)
-    } else {
-        file.remove_range(index, count as usize)
+    let op: DeallocGrefArg = copy_in(arg, layout.dealloc_len())?;
+    let ret = match usize::try_from(op.count) {
+        Ok(0) => Err(EINVAL),
+        Ok(count) => file.remove_range(op.index, count),
+        // Not on any architecture Xen guests run on (usize is at least 32 bits).
+        Err(_) => Err(EINVAL),
     };
     // As upstream's cleanup, whatever the outcome.
     grant::reclaim_some();
@@ -282,11 +373,8 @@ fn dealloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 /// `EFAULT` (argument unreadable), `ENOENT` (no such slot in this file, checked before the
 /// action), `EINVAL` (unknown action bits), `EINVAL` (event channel cannot be referenced).
 fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
-    const LEN: usize = size_of::<UnmapNotifyArg>();
-    let op = copy_in::<LEN>(arg, LEN)?;
-    let index = u64::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, index)));
-    let action = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, action)));
-    let port = u32::from_ne_bytes(field(&op, offset_of!(UnmapNotifyArg, event_channel_port)));
+    let op: UnmapNotifyArg = copy_in(arg, size_of::<UnmapNotifyArg>())?;
+    let (index, action, port) = (op.index, op.action, op.event_channel_port);
 
     let slot = index & !(XEN_PAGE_SIZE as u64 - 1);
     let offset = (index & (XEN_PAGE_SIZE as u64 - 1)) as usize;

@@ -83,11 +83,7 @@ static inline int xdom_check(const volatile uint8_t *p, int who, unsigned int id
  */
 #include <libxenvchan.h>
 
-/*
- * Bytes of each ring: four 4K grants. With 64 KiB rings (sixteen grants) the
- * reader saw a page of zeros after a few MiB, with either module, in both
- * directions, on PV; 16 KiB rings carry 64 MiB intact (see issue #9's notes).
- */
+/* Bytes of each ring: four 4K grants. */
 #define XDOM_VCHAN_RING 16384
 #define XDOM_VCHAN_CHUNK 16384
 
@@ -206,6 +202,28 @@ static inline void xdom_vchan_mismatch(char *msg, size_t len, uint64_t at, const
 		 (unsigned long long)(at % 4096), got[0], n, wrong, zero, stale);
 }
 
+/*
+ * Compares the `n` bytes read at stream offset `done` with what the stream says, and sums
+ * them: 0 if every byte is right, otherwise -1 with what the first wrong one looks like in
+ * msg. `lap` (XDOM_VCHAN_RING bytes) keeps the last lap's expected bytes for that report.
+ */
+static inline int xdom_vchan_compare(struct xdom_stream *st, uint8_t *lap, uint64_t done,
+				     const uint8_t *buf, int n, char *msg, size_t len)
+{
+	for (int i = 0; i < n; i++) {
+		struct xdom_stream here = *st;
+		uint8_t want = xdom_stream_next(st);
+
+		if (buf[i] != want) {
+			xdom_vchan_mismatch(msg, len, done + i, buf + i, n - i, here, lap);
+			return -1;
+		}
+		lap[(done + i) % XDOM_VCHAN_RING] = want;
+		xdom_stream_sum(st, buf[i]);
+	}
+	return 0;
+}
+
 static inline int xdom_vchan_receive(struct libxenvchan *v, uint64_t bytes, uint64_t seed,
 				     uint64_t *sum, char *msg, size_t len)
 {
@@ -231,17 +249,8 @@ static inline int xdom_vchan_receive(struct libxenvchan *v, uint64_t bytes, uint
 			}
 			continue;
 		}
-		for (int i = 0; i < r; i++) {
-			struct xdom_stream here = st;
-			uint8_t want_b = xdom_stream_next(&st);
-
-			if (buf[i] != want_b) {
-				xdom_vchan_mismatch(msg, len, done + i, buf + i, r - i, here, lap);
-				return -1;
-			}
-			lap[(done + i) % XDOM_VCHAN_RING] = want_b;
-			xdom_stream_sum(&st, buf[i]);
-		}
+		if (xdom_vchan_compare(&st, lap, done, buf, r, msg, len))
+			return -1;
 		done += r;
 	}
 	*sum = st.fnv;

@@ -496,20 +496,6 @@ static struct libxenvchan *vchan_connect(int domid, const char *path)
 #define VCHAN_MIB 64
 
 /*
- * The 64 MiB transfers run only when asked for (run-qemu --vchan): under
- * QEMU's TCG, one reader in a few sees bytes that the writer has not written
- * (zeros or a previous lap's) at a random point, with either module granting,
- * in both directions, with rings of one page, four or sixteen, one CPU or two;
- * more often in a PVH guest. Until that is understood (issue #9's notes), they
- * would fail CI at random whichever driver is loaded.
- */
-#define REQUIRE_VCHAN_TRANSFERS()                                                        \
-	do {                                                                             \
-		if (!getenv("XGR_VCHAN_TRANSFERS"))                                      \
-			SKIP(return, "64 MiB vchan transfers run with run-qemu --vchan only"); \
-	} while (0)
-
-/*
  * libxenvchan with its server in the guest (the rings granted by the module
  * there) and its client in dom0: 64 MiB each way, every byte compared, the
  * checksums of both ends equal; once both ends have closed, the guest's
@@ -522,8 +508,6 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 	char path[96], msg[200];
 	struct libxenvchan *v;
 	double t0;
-
-	REQUIRE_VCHAN_TRANSFERS();
 
 	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
 	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan", self->domid);
@@ -563,8 +547,6 @@ TEST_F_TIMEOUT(xdom, vchan_both_ends_in_dom0_64mib_each_way, 600)
 	int pipefd[2], status = -1;
 	double t0;
 	pid_t client;
-
-	REQUIRE_VCHAN_TRANSFERS();
 
 	snprintf(path, sizeof(path), "/local/domain/0/data/xgr-vchan-self");
 	v = libxenvchan_server_init(NULL, 0, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
@@ -623,8 +605,6 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 	struct libxenvchan *v;
 	double t0;
 
-	REQUIRE_VCHAN_TRANSFERS();
-
 	snprintf(path, sizeof(path), "/local/domain/0/data/xgr-vchan-%u", self->domid);
 	v = libxenvchan_server_init(NULL, self->domid, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
 	ASSERT_NE(NULL, v) TH_LOG("server_init(%s): %s", path, strerror(errno));
@@ -651,44 +631,57 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 /*
  * The guest's vchan server is SIGKILLed mid-transfer: the module's unmap
  * notification (libxenvchan arms it on the ring's liveness byte) tells the
- * client in dom0, whose reads then fail instead of blocking; once it closes
- * (unmaps the rings), the guest's counters return to where they were.
+ * client in dom0, whose reads then fail instead of blocking; every byte it did
+ * read, before the kill and in flight after it, is the stream's; once it
+ * closes (unmaps the rings), the guest's counters return to where they were.
  */
 TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
 {
-	static uint8_t buf[XDOM_VCHAN_CHUNK];
+	static uint8_t buf[XDOM_VCHAN_CHUNK], lap[XDOM_VCHAN_RING];
+	struct xdom_stream st;
 	uint64_t got = 0;
 	long use0, def0;
-	char path[96];
+	char path[96], msg[200] = "";
 	struct libxenvchan *v;
 	double deadline;
-	int r = 0;
+	int r = 0, bad = 0;
 
 	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
 	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan-kill", self->domid);
 	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 29", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
 	v = vchan_connect(self->domid, path);
 	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
-	while (got < (8 << 20) && r >= 0) {
+	xdom_stream_init(&st, 29);
+	while (got < (8 << 20) && r >= 0 && !bad) {
 		r = libxenvchan_read(v, buf, sizeof(buf));
 		if (r == 0 && xdom_vchan_wait(v) < 0)
 			break;
-		got += r > 0 ? r : 0;
+		if (r > 0) {
+			bad = xdom_vchan_compare(&st, lap, got, buf, r, msg, sizeof(msg));
+			got += r;
+		}
 	}
+	ASSERT_EQ(0, bad) TH_LOG("before the kill: %s", msg);
 	ASSERT_LE(8 << 20, got) TH_LOG("the transfer broke before the kill");
 	ASSERT_EQ(0, agent(self, "vkill")) TH_LOG("%s", self->resp);
 	/* Drain what was in flight; then the reads must fail: the server is gone. */
 	deadline = now() + 20;
-	while (now() < deadline) {
+	while (now() < deadline && !bad) {
 		struct pollfd pfd = { .fd = libxenvchan_fd_for_select(v), .events = POLLIN };
 
 		r = libxenvchan_read(v, buf, sizeof(buf));
 		if (r < 0)
 			break;
+		if (r > 0) {
+			bad = xdom_vchan_compare(&st, lap, got, buf, r, msg, sizeof(msg));
+			got += r;
+		}
 		if (r == 0 && poll(&pfd, 1, 1000) == 1)
 			libxenvchan_wait(v);
 	}
+	EXPECT_EQ(0, bad) TH_LOG("in flight after the kill: %s", msg);
 	EXPECT_GT(0, r) TH_LOG("reads still do not fail 20 s after the server was killed");
+	TH_LOG("%llu bytes read intact before the channel closed", (unsigned long long)got);
 	EXPECT_EQ(0, libxenvchan_is_open(v));
 	libxenvchan_close(v);
 	if (rust())
