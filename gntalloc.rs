@@ -112,11 +112,19 @@ module! {
     license: "GPL",
 }
 
+/// The debugfs directory of the counters: named after the module, as upstream's name when ours
+/// replaces it.
+#[cfg(xgr_dropin)]
+const DEBUGFS_DIR: &CStr = c"xen-gntalloc";
+#[cfg(not(xgr_dropin))]
+const DEBUGFS_DIR: &CStr = c"xen-gntalloc-rs";
+
 /// The module: the misc device, the debugfs counters and the deferred-grant machinery.
 struct GntallocModule {
     _stats: Pin<KBox<debugfs::Scope<()>>>,
     _debugfs: debugfs::Dir,
-    _miscdev: Pin<KBox<MiscDeviceRegistration<FileState>>>,
+    /// Taken first at exit (see `Drop`).
+    miscdev: Option<Pin<KBox<MiscDeviceRegistration<FileState>>>>,
 }
 
 impl kernel::Module for GntallocModule {
@@ -129,6 +137,7 @@ impl kernel::Module for GntallocModule {
             return Err(EBUSY);
         }
         grant::init();
+        xen::reclaim_init();
         // Nothing can use the caches before the device is registered, the last step; if a
         // step fails, no object exists and they go again.
         create_caches()
@@ -140,7 +149,7 @@ impl kernel::Module for GntallocModule {
 impl GntallocModule {
     /// The debugfs counters, then the device.
     fn register() -> Result<Self> {
-        let dir = debugfs::Dir::new(c"xen-gntalloc-rs");
+        let dir = debugfs::Dir::new(DEBUGFS_DIR);
         let stats = KBox::pin_init(
             dir.scope((), c"stats", |(), d| {
                 let s = &grant::STATS;
@@ -161,15 +170,18 @@ impl GntallocModule {
         Ok(Self {
             _stats: stats,
             _debugfs: dir,
-            _miscdev: miscdev,
+            miscdev: Some(miscdev),
         })
     }
 }
 
 impl Drop for GntallocModule {
+    /// Setup in reverse: the device, the periodic retry, the deferred grants (and their list's
+    /// buffer), the caches; the debugfs counters last, with the fields.
     fn drop(&mut self) {
         // No file is open (each pins the module), so no grant is alive but deferred ones, and
         // no batch or mapping is left in the caches.
+        drop(self.miscdev.take());
         xen::reclaim_stop();
         grant::flush_deferred_to_core();
         destroy_caches();

@@ -40,11 +40,6 @@ bool gntalloc_rs_xen_domain(void)
 	return xen_domain();
 }
 
-unsigned int gntalloc_rs_xen_pfn_per_page(void)
-{
-	return XEN_PFN_PER_PAGE;
-}
-
 unsigned long gntalloc_rs_page_gfn(struct page *page, unsigned int sub)
 {
 	return pfn_to_gfn(page_to_xen_pfn(page) + sub);
@@ -73,9 +68,17 @@ void gntalloc_rs_put_page(struct page *page)
 	put_page(page);
 }
 
+/* The Rust retry, set once at module init before anything can arm the work. */
+static void (*reclaim_run)(void);
+
+void gntalloc_rs_reclaim_init(void (*run)(void))
+{
+	reclaim_run = run;
+}
+
 static void reclaim_work_fn(struct work_struct *work)
 {
-	gntalloc_rs_reclaim_run();
+	reclaim_run();
 }
 
 static DECLARE_DELAYED_WORK(reclaim_work, reclaim_work_fn);

@@ -16,8 +16,6 @@ struct page;
 unsigned int gntalloc_rs_limit(void);
 /* Whether the kernel runs as a Xen guest (xen_domain()). */
 bool gntalloc_rs_xen_domain(void);
-/* Number of 4K Xen pages in one kernel page (XEN_PFN_PER_PAGE). */
-unsigned int gntalloc_rs_xen_pfn_per_page(void);
 /* Guest frame number of the 4K Xen page `sub` of `page`. */
 unsigned long gntalloc_rs_page_gfn(struct page *page, unsigned int sub);
 /* Clear byte `offset` of `page` (the page may be shared with user space and a remote). */
@@ -27,6 +25,8 @@ void gntalloc_rs_notify_remote(u32 port);
 /* get_page() / put_page(). */
 void gntalloc_rs_get_page(struct page *page);
 void gntalloc_rs_put_page(struct page *page);
+/* Set the function the periodic retry of deferred grants runs (once, at init). */
+void gntalloc_rs_reclaim_init(void (*run)(void));
 /* (Re)arm the periodic retry of deferred grants, `ms` milliseconds from now. */
 void gntalloc_rs_reclaim_arm(unsigned int ms);
 /* Cancel the periodic retry and wait for a running one to finish. */
@@ -34,8 +34,5 @@ void gntalloc_rs_reclaim_stop(void);
 
 /* Whether a misc device named "xen/gntalloc" (e.g. the C driver's) is registered. */
 bool gntalloc_rs_node_taken(void);
-
-/* Implemented in Rust: retry ending deferred grants; called by the work item. */
-void gntalloc_rs_reclaim_run(void);
 
 #endif /* _XEN_GNTALLOC_RS_SHIM_H */

@@ -174,9 +174,11 @@ pub(crate) fn flush_deferred_to_core() {
     // First a last chance to end them here; the rest is dropped, which hands it to the core.
     list.retain(|grant| !grant.try_end());
     let pending = list.len();
-    list.clear();
+    // Its buffer too: nothing of the module outlives its exit.
+    let rest = core::mem::take(&mut *list);
     STATS.deferred.store(0, Relaxed);
     drop(list);
+    drop(rest);
     STATS.in_use.store(0, Relaxed);
     if pending > 0 {
         STATS.handed_to_core.add(pending as u64, Relaxed);

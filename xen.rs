@@ -85,7 +85,9 @@ pub(crate) struct PageRef {
 
 // SAFETY: A page reference may be dropped from any thread.
 unsafe impl Send for PageRef {}
-// SAFETY: `&PageRef` only gives access to the page's address and to `try_clone`, both thread safe.
+// SAFETY: `&PageRef` gives the page's address, a new reference (`new_ref`: `get_page` is atomic)
+// and `clear_byte` (one byte written once, a shared-memory protocol's own business): all
+// thread safe.
 unsafe impl Sync for PageRef {}
 
 impl PageRef {
@@ -127,8 +129,12 @@ impl PageRef {
         if offset >= PAGE_SIZE {
             return;
         }
+        // Below PAGE_SIZE (at most 64K), so it fits.
+        let Ok(offset) = u32::try_from(offset) else {
+            return;
+        };
         // SAFETY: The page is alive (type invariant) and `offset` is inside it.
-        unsafe { raw::gntalloc_rs_clear_byte(self.ptr.as_ptr(), offset as u32) };
+        unsafe { raw::gntalloc_rs_clear_byte(self.ptr.as_ptr(), offset) };
     }
 
     /// Gives up the reference without dropping it: the caller has handed it over to C code.
@@ -299,13 +305,21 @@ impl Drop for EvtchnRef {
     }
 }
 
-/// Retries ending deferred grants: the periodic work item's body (see `gntalloc_shim.c`).
-#[no_mangle]
-extern "C" fn gntalloc_rs_reclaim_run() {
+/// Retries ending deferred grants: the periodic work item's body, which [`reclaim_init`] hands
+/// to the C shim.
+extern "C" fn reclaim_run() {
     crate::grant::reclaim_deferred(None);
 }
 
-/// Schedules [`gntalloc_rs_reclaim_run`] in `ms` milliseconds, unless it is already scheduled.
+/// Gives the C shim's work item its body. Called once at module init, before anything can arm
+/// the work.
+pub(crate) fn reclaim_init() {
+    // SAFETY: `reclaim_run` is this module's code, and the work item that calls it is cancelled
+    // before the module goes (`reclaim_stop` at exit); nothing arms it before this call.
+    unsafe { raw::gntalloc_rs_reclaim_init(Some(reclaim_run)) };
+}
+
+/// Schedules [`reclaim_run`] in `ms` milliseconds, unless it is already scheduled.
 ///
 /// # Safety
 ///

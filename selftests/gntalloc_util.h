@@ -135,12 +135,20 @@ static inline int set_limit(long v)
 	return write_long(limit_path(), v);
 }
 
-/* A counter of the Rust module in debugfs, or -1. */
+/*
+ * A counter of the Rust module in debugfs, or -1: xen-gntalloc-rs/ as the side-by-side
+ * module, xen-gntalloc/ built in as upstream's drop-in.
+ */
 static inline long rust_stat(const char *name)
 {
 	char path[128];
+	long v;
 
 	snprintf(path, sizeof(path), "/sys/kernel/debug/xen-gntalloc-rs/stats/%s", name);
+	v = read_long(path);
+	if (v >= 0)
+		return v;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/xen-gntalloc/stats/%s", name);
 	return read_long(path);
 }
 
