@@ -355,9 +355,8 @@ impl Drop for FileIndex {
         // to the tree's own drop, the batches' slot arrays (order-3 allocations at 1000 slots)
         // would be freed back to back after every page: the page allocator takes such a run of
         // high-order frees as heavy freeing, shrinks the per-CPU page list and pushes the pages
-        // just freed on to the buddy lists. The instruction profile of closing a file of 30k
-        // grants (`run-qemu --profile close_file_30000`) showed it: over a third of the close in
-        // `free_pcppages_bulk` and `__free_one_page`, which the C driver hardly reaches.
+        // just freed on to the buddy lists, work the C driver's close hardly does (the profile of
+        // `run-qemu --profile close_file_30000` shows it).
         self.batches.drain(|batch| {
             // SAFETY: `&mut self`: nobody else can reach this index any more.
             unsafe { batch.unlist_all() };

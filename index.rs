@@ -6,6 +6,8 @@
 //! Listing a batch therefore allocates nothing: ALLOC costs one allocation for its bookkeeping
 //! (the batch), as upstream's costs one per grant, where the `kernel` crate's `RBTree` would add
 //! a separately allocated node per batch. The tree holds one reference on each batch it lists.
+//! Driver-local because the `kernel` crate's `RBTree` has no intrusive form (its nodes are
+//! always its own allocations); this is the piece such a form would replace.
 //!
 //! Every method takes the tree by reference; the file's index lock (`FileState::index`, which
 //! owns the tree) serialises them.

@@ -4,10 +4,11 @@
 //! a [`MappingRange`] (one per mmap()), and the reference counting built on them.
 //!
 //! `KBox`/`Arc` allocate through `krealloc()`, which costs about twice a slab cache's
-//! allocation on the share cycle's path (the instruction profile of `run-qemu --profile
-//! share_cycle_1` showed `krealloc_node_align_noprof` and `__kmalloc_node_track_caller_noprof`
-//! at 150 instructions per allocation, against 60 for the C driver's `kmalloc()`). A cache also
-//! sizes each object exactly and names it in `/proc/slabinfo`.
+//! allocation on the share cycle's path (`run-qemu --profile share_cycle_1` shows it). A cache
+//! also sizes each object exactly and names it in `/proc/slabinfo`.
+//!
+//! Driver-local because the `kernel` crate has no typed `kmem_cache` yet (its `Box`, `Arc` and
+//! `KVec` allocate through `kmalloc`/`krealloc`); this file is what such a type would offer.
 //!
 //! [`GrantBatch`]: crate::grant::GrantBatch
 //! [`MappingRange`]: crate::MappingRange
