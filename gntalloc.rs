@@ -79,7 +79,7 @@ mod xen;
 
 use grant::{
     BatchMapping,
-    GrantBatch,
+    ListedBatch,
     MappedSlots,
     UnmapNotify, //
 };
@@ -227,24 +227,22 @@ impl FileIndex {
     pub(crate) fn place(&mut self, batch: grant::NewBatch, span: u64) -> u64 {
         let start = self.next;
         self.next = start.wrapping_add(span);
-        self.batches.insert(batch.place(start));
+        self.batches.insert(batch, start);
         start
     }
 
-    /// Calls `f` with the batch holding slot `key` (listed or not) and the slot's position in
-    /// it; `None` if no batch holds it.
-    fn find<R>(&self, key: u64, f: impl FnOnce(&GrantBatch, usize) -> R) -> Option<R> {
+    /// The batch holding slot `key` (the slot listed or not) and the slot's position in it.
+    fn find(&self, key: u64) -> Option<(ListedBatch<'_>, usize)> {
         let batch = self.batches.lower_bound(key)?;
-        Some(f(batch, batch.slot_of(key)?))
+        Some((batch, batch.batch().slot_of(key)?))
     }
 
     /// Collects the slots covering `pages` kernel pages from `start` for a new mapping: every
     /// granted slot of each page must be listed (padding slots after a page's last grant are
     /// not granted and not looked for); `ENOENT` otherwise.
-    fn collect_mapping(&mut self, start: u64, pages: usize) -> Result<NewMapping> {
+    fn collect_mapping(&self, start: u64, pages: usize) -> Result<NewMapping> {
         let (first, rest) = match self.mapping_in_one_batch(start, pages)? {
-            // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
-            Some(first) => match unsafe { first.into_family() } {
+            Some((first, batch)) => match first.into_family(batch) {
                 Ok(family) => return Ok(NewMapping::InBatch(family)),
                 Err(first) => (first, None),
             },
@@ -261,12 +259,17 @@ impl FileIndex {
     }
 
     /// [`FileIndex::collect_mapping`]'s common case, a mapping inside one batch (libxengnttab
-    /// maps what one ALLOC made), in one lookup: the segment, `ENOENT` if a slot it needs is not
-    /// listed, or `None` if the pages are not all in the batch holding `start`.
-    fn mapping_in_one_batch(&self, start: u64, pages: usize) -> Result<Option<MappedSlots>> {
-        let Some(batch) = self.batches.lower_bound(start) else {
+    /// maps what one ALLOC made), in one lookup: the segment and its batch, `ENOENT` if a slot
+    /// it needs is not listed, or `None` if the pages are not all in the batch holding `start`.
+    fn mapping_in_one_batch(
+        &self,
+        start: u64,
+        pages: usize,
+    ) -> Result<Option<(MappedSlots, ListedBatch<'_>)>> {
+        let Some(listed) = self.batches.lower_bound(start) else {
             return Ok(None);
         };
+        let batch = listed.batch();
         let Some(i) = batch.slot_of(start) else {
             return Ok(None);
         };
@@ -281,18 +284,12 @@ impl FileIndex {
             // The batch ends before the last page.
             return Ok(None);
         }
-        if !batch.all_listed(i..i + count) {
-            return Err(ENOENT);
-        }
-        // SAFETY: We hold the index lock (`&self` of the locked index) of the file listing the
-        // batch, and the slots were just checked to be listed.
-        let segment = unsafe { MappedSlots::new(ARef::from(batch), i, count) };
-        Ok(Some(segment))
+        Ok(Some((MappedSlots::new(listed, i, count)?, listed)))
     }
 
     /// [`FileIndex::collect_mapping`] across batches: the first segment and the others.
     fn collect_segments(
-        &mut self,
+        &self,
         start: u64,
         pages: usize,
     ) -> Result<(MappedSlots, Option<KVec<MappedSlots>>)> {
@@ -305,6 +302,8 @@ impl FileIndex {
         // Segments grow only with slots that exist, so a bogus length fails on ENOENT, not
         // ENOMEM; a mapping inside one allocation needs no allocation for them.
         let mut rest = KVec::new();
+        // The batch of the last segment, as the index lists it.
+        let mut last_batch: Option<ListedBatch<'_>> = None;
         let mut key = start;
         while key < end {
             // The page at `key` starts with a slot of some batch, and its granted slots all
@@ -314,27 +313,18 @@ impl FileIndex {
                 Some(seg) => Some(seg),
                 None => first.as_mut(),
             };
-            if let Some(seg) = last {
+            if let (Some(seg), Some(batch)) = (last, last_batch) {
                 if let Some(i) = seg.following_slot(key) {
-                    // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
-                    let n = unsafe { seg.batch().page_grants(i) }.ok_or(ENOENT)?;
-                    if !seg.batch().all_listed(i..i + n) {
-                        return Err(ENOENT);
-                    }
-                    // SAFETY: As above, and the slots were just checked to be listed.
-                    unsafe { seg.extend(n) };
+                    let n = batch.page_grants(i).ok_or(ENOENT)?;
+                    seg.extend(batch, n)?;
                     key += page_size;
                     continue;
                 }
             }
-            let (batch, i) = self.find(key, |b, i| (ARef::from(b), i)).ok_or(ENOENT)?;
-            // SAFETY: We hold the index lock (`&mut self`) of the file listing the batch.
-            let n = unsafe { batch.page_grants(i) }.ok_or(ENOENT)?;
-            if !batch.all_listed(i..i + n) {
-                return Err(ENOENT);
-            }
-            // SAFETY: As above, and the slots were just checked to be listed.
-            let seg = unsafe { MappedSlots::new(batch, i, n) };
+            let (batch, i) = self.find(key).ok_or(ENOENT)?;
+            let n = batch.page_grants(i).ok_or(ENOENT)?;
+            let seg = MappedSlots::new(batch, i, n)?;
+            last_batch = Some(batch);
             match first {
                 None => first = Some(seg),
                 Some(_) => rest.push(seg, GFP_KERNEL)?,
@@ -357,11 +347,7 @@ impl Drop for FileIndex {
         // high-order frees as heavy freeing, shrinks the per-CPU page list and pushes the pages
         // just freed on to the buddy lists, work the C driver's close hardly does (the profile of
         // `run-qemu --profile close_file_30000` shows it).
-        self.batches.drain(|batch| {
-            // SAFETY: `&mut self`: nobody else can reach this index any more.
-            unsafe { batch.unlist_all() };
-            drop(batch);
-        });
+        self.batches.drain(|batch| batch.unlist_all());
     }
 }
 
@@ -381,12 +367,8 @@ impl FileState {
         make: impl FnOnce() -> Result<UnmapNotify>,
     ) -> Result<UnmapNotify> {
         let index = self.index.lock();
-        index
-            .find(key, |batch, i| {
-                // SAFETY: We hold the index lock of the file that lists the batch.
-                unsafe { batch.replace_notify(i, make) }
-            })
-            .ok_or(ENOENT)?
+        let (batch, i) = index.find(key).ok_or(ENOENT)?;
+        batch.replace_notify(i, make)
     }
 
     /// Removes `count` slots starting at `start` if all of them are listed with consecutive
@@ -399,14 +381,14 @@ impl FileState {
         {
             let cursor = index.batches.lower_bound_mut(start).ok_or(EINVAL)?;
             let within = {
-                let batch = cursor.batch();
+                let listed = cursor.batch();
+                let batch = listed.batch();
                 let i = batch.slot_of(start).ok_or(EINVAL)?;
                 if count <= batch.len() - i {
                     if !batch.all_listed(i..i + count) {
                         return Err(EINVAL);
                     }
-                    // SAFETY: The index lock is held and the slots were checked to be listed.
-                    Some(unsafe { batch.unlist(i..i + count) })
+                    Some(listed.unlist(i..i + count))
                 } else {
                     None
                 }
@@ -424,7 +406,7 @@ impl FileState {
             let mut cursor = index.batches.lower_bound_mut(start).ok_or(EINVAL)?;
             let (mut key, mut left) = (start, count);
             loop {
-                let batch = cursor.batch();
+                let batch = cursor.batch().batch();
                 let i = batch.slot_of(key).ok_or(EINVAL)?;
                 let n = left.min(batch.len() - i);
                 if !batch.all_listed(i..i + n) {
@@ -446,11 +428,12 @@ impl FileState {
         while left > 0 {
             let Some(current) = cursor else { break };
             let (n, emptied) = {
-                let batch = current.batch();
-                let Some(i) = batch.slot_of(key) else { break };
-                let n = left.min(batch.len() - i);
-                // SAFETY: The index lock is held and the slots were checked to be listed.
-                (n, unsafe { batch.unlist(i..i + n) })
+                let listed = current.batch();
+                let Some(i) = listed.batch().slot_of(key) else {
+                    break;
+                };
+                let n = left.min(listed.batch().len() - i);
+                (n, listed.unlist(i..i + n))
             };
             left -= n;
             key = key.wrapping_add((n * XEN_PAGE_SIZE) as u64);
@@ -558,7 +541,7 @@ impl MiscDevice for FileState {
         let pages = (vma.end() - vma.start()) / PAGE_SIZE;
         // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
         // finds the grants mapped, or ended again if the mmap failed.
-        let mut index = state.index.lock();
+        let index = state.index.lock();
         // On error below, the record is dropped before `index` is unlocked, and the grants go
         // back as they were.
         match index.collect_mapping(start, pages)? {
@@ -591,9 +574,8 @@ impl MiscDevice for FileState {
         let index = state.index.lock();
         let (mut grants, mut mapped, mut notify) = (0usize, 0usize, 0usize);
         for batch in index.batches.iter() {
-            grants += batch.listed();
-            // SAFETY: We hold the index lock of the file that lists the batch.
-            let (m, n) = unsafe { batch.count_mapped_notify() };
+            grants += batch.batch().listed();
+            let (m, n) = batch.count_mapped_notify();
             mapped += m;
             notify += n;
         }

@@ -390,7 +390,8 @@ unsafe impl AlwaysRefCounted for GrantBatch {
 pub(crate) struct NewBatch(ARef<GrantBatch>);
 
 impl NewBatch {
-    /// Gives the batch its keys, from `start` on, and hands it over for listing.
+    /// Gives the batch its keys, from `start` on, and hands it over for listing (by
+    /// [`BatchIndex::insert`](crate::index::BatchIndex::insert) alone).
     pub(crate) fn place(self, start: u64) -> ARef<GrantBatch> {
         let batch = ARef::into_raw(self.0);
         // SAFETY: The batch is live and referenced by nobody else (a `NewBatch` holds the only
@@ -510,9 +511,11 @@ impl GrantBatch {
     ///
     /// `node` is the `links` of a live batch.
     pub(crate) unsafe fn from_links(node: *mut bindings::rb_node) -> NonNull<Self> {
+        // `links` is an `Opaque`, whose `get()` gives the `rb_node` at its address.
+        let node = node.cast::<Opaque<bindings::rb_node>>();
         // SAFETY: `node` points at the `links` field of a batch (function contract): stepping
         // back by that field's offset stays inside the same object.
-        let batch = unsafe { node.byte_sub(offset_of!(Self, links)) }.cast::<Self>();
+        let batch = unsafe { kernel::container_of!(node, Self, links) };
         // SAFETY: Derived from a non-null pointer into a live object.
         unsafe { NonNull::new_unchecked(batch) }
     }
@@ -556,106 +559,6 @@ impl GrantBatch {
         self.listed.load(Relaxed) as usize
     }
 
-    /// Counts, among listed slots, those covered by a mapping and those with a notification.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch.
-    pub(crate) unsafe fn count_mapped_notify(&self) -> (usize, usize) {
-        let (mut mapped, mut notify) = (0, 0);
-        for slot in self.slots().iter().filter(|s| s.is_listed()) {
-            mapped += usize::from(slot.is_mapped());
-            // SAFETY: The slot is listed and the caller holds the file's index lock.
-            notify += usize::from(unsafe { &*slot.notify.get() }.is_armed());
-        }
-        (mapped, notify)
-    }
-
-    /// Number of granted slots of the kernel page holding slot `i` (all of them from `i` on,
-    /// when `i` is the page's first slot), if slot `i` is listed.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch.
-    pub(crate) unsafe fn page_grants(&self, i: usize) -> Option<usize> {
-        let slot = self.slots().get(i).filter(|s| s.is_listed())?;
-        // SAFETY: The slot is listed and the caller holds the file's index lock: the listing
-        // is a user that cannot go meanwhile.
-        Some(unsafe { slot.frame() }.page_grants())
-    }
-
-    /// Replaces the notification of listed slot `i` and returns the old one, to be dropped by
-    /// the caller outside the lock (it may hold an event channel); `ENOENT` if the slot is not
-    /// listed, before `make` runs.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch.
-    pub(crate) unsafe fn replace_notify(
-        &self,
-        i: usize,
-        make: impl FnOnce() -> Result<UnmapNotify>,
-    ) -> Result<UnmapNotify> {
-        let slot = self
-            .slots()
-            .get(i)
-            .filter(|s| s.is_listed())
-            .ok_or(ENOENT)?;
-        let new = make()?;
-        // SAFETY: The slot is listed and the caller holds the file's index lock, which
-        // serialises every other access to `notify` but the releaser's, and there is none
-        // while the slot is listed.
-        Ok(core::mem::replace(unsafe { &mut *slot.notify.get() }, new))
-    }
-
-    /// Unlists slots `range`, releasing those that no mapping holds. Returns whether no slot
-    /// of the batch is listed any more (the caller then removes the batch from its index).
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch, and every slot of
-    /// `range` is listed.
-    pub(crate) unsafe fn unlist(&self, range: core::ops::Range<usize>) -> bool {
-        let n = range.len() as u32;
-        if let Some(slots) = self.slots().get(range) {
-            for slot in slots {
-                slot.drop_user(LISTED);
-            }
-        }
-        // Under the index lock (function contract): no concurrent change.
-        let left = self.listed.load(Relaxed).saturating_sub(n);
-        self.listed.store(left, Relaxed);
-        left == 0
-    }
-
-    /// Unlists every slot still listed: the file is going away. Slots that a mapping covers
-    /// live on with it; the others are released here.
-    ///
-    /// # Safety
-    ///
-    /// The caller has exclusive access to the index of the file that lists the batch.
-    pub(crate) unsafe fn unlist_all(&self) {
-        for slot in self.slots().iter().filter(|s| s.is_listed()) {
-            slot.drop_user(LISTED);
-        }
-        self.listed.store(0, Relaxed);
-    }
-
-    /// Adds a mapping user to every slot of `range`.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch, and every slot of
-    /// `range` is listed.
-    unsafe fn add_mapping(&self, range: core::ops::Range<usize>) {
-        if let Some(slots) = self.slots().get(range) {
-            for slot in slots {
-                // A listed slot has a user already: it cannot be released meanwhile.
-                slot.users.add(1, Relaxed);
-            }
-        }
-    }
-
     /// The kernel pages of the slots `range`, in order: each page's first slot's page.
     ///
     /// # Safety
@@ -685,6 +588,118 @@ impl GrantBatch {
     }
 }
 
+/// A batch as found in the index of the file that lists it, for as long as that index is
+/// borrowed: the witness that its holder is serialised with every other user of the index (the
+/// file's index lock owns the index; a file going away has it to itself). The listing of the
+/// batch's slots and their notifications change only through it.
+///
+/// # Invariants
+///
+/// `batch` is listed in a [`BatchIndex`](crate::index::BatchIndex) that is borrowed for `'a`,
+/// or was taken out of one borrowed mutably for `'a` (a file going away).
+#[derive(Clone, Copy)]
+pub(crate) struct ListedBatch<'a> {
+    batch: &'a GrantBatch,
+}
+
+impl<'a> ListedBatch<'a> {
+    /// The witness for `batch`.
+    ///
+    /// # Safety
+    ///
+    /// `batch` is listed in a `BatchIndex` that the caller borrows for `'a`.
+    pub(crate) unsafe fn new(batch: &'a GrantBatch) -> Self {
+        // INVARIANT: The function contract.
+        Self { batch }
+    }
+
+    /// The batch.
+    pub(crate) fn batch(self) -> &'a GrantBatch {
+        self.batch
+    }
+
+    /// Counts, among listed slots, those covered by a mapping and those with a notification.
+    pub(crate) fn count_mapped_notify(self) -> (usize, usize) {
+        let (mut mapped, mut notify) = (0, 0);
+        for slot in self.batch.slots().iter().filter(|s| s.is_listed()) {
+            mapped += usize::from(slot.is_mapped());
+            // SAFETY: The slot is listed and we are serialised with every other user of the
+            // index listing it (type invariant): nobody writes `notify` meanwhile.
+            notify += usize::from(unsafe { &*slot.notify.get() }.is_armed());
+        }
+        (mapped, notify)
+    }
+
+    /// Number of granted slots of the kernel page holding slot `i` (all of them from `i` on,
+    /// when `i` is the page's first slot), if slot `i` is listed.
+    pub(crate) fn page_grants(self, i: usize) -> Option<usize> {
+        let slot = self.batch.slots().get(i).filter(|s| s.is_listed())?;
+        // SAFETY: The listing is a user of the slot, which cannot go while we are serialised
+        // with the index (type invariant) and borrow it.
+        Some(unsafe { slot.frame() }.page_grants())
+    }
+
+    /// Replaces the notification of listed slot `i` and returns the old one, to be dropped by
+    /// the caller outside the lock (it may hold an event channel); `ENOENT` if the slot is not
+    /// listed, before `make` runs.
+    pub(crate) fn replace_notify(
+        self,
+        i: usize,
+        make: impl FnOnce() -> Result<UnmapNotify>,
+    ) -> Result<UnmapNotify> {
+        let slot = self
+            .batch
+            .slots()
+            .get(i)
+            .filter(|s| s.is_listed())
+            .ok_or(ENOENT)?;
+        let new = make()?;
+        // SAFETY: The slot is listed, so no releaser exists, and every other access to
+        // `notify` is by a user of the index, with which we are serialised (type invariant).
+        Ok(core::mem::replace(unsafe { &mut *slot.notify.get() }, new))
+    }
+
+    /// Unlists the listed slots of `range`, releasing those that no mapping holds. Returns
+    /// whether no slot of the batch is listed any more (the caller then removes the batch from
+    /// its index).
+    pub(crate) fn unlist(self, range: core::ops::Range<usize>) -> bool {
+        let mut n = 0u32;
+        for slot in self.batch.slots().get(range).into_iter().flatten() {
+            if slot.is_listed() {
+                slot.drop_user(LISTED);
+                n += 1;
+            }
+        }
+        // Serialised with the index (type invariant): no concurrent change of `listed`.
+        let left = self.batch.listed.load(Relaxed).saturating_sub(n);
+        self.batch.listed.store(left, Relaxed);
+        left == 0
+    }
+
+    /// Unlists every slot still listed: the file is going away. Slots that a mapping covers
+    /// live on with it; the others are released here.
+    pub(crate) fn unlist_all(self) {
+        self.unlist(0..self.batch.len());
+    }
+
+    /// Adds a mapping user to every slot of `range`, if they are all listed; `false` (and no
+    /// user taken) otherwise.
+    fn add_mapping(self, range: core::ops::Range<usize>) -> bool {
+        let Some(slots) = self.batch.slots().get(range) else {
+            return false;
+        };
+        // Stable while we are serialised with the index (type invariant).
+        if !slots.iter().all(GrantSlot::is_listed) {
+            return false;
+        }
+        for slot in slots {
+            // A listed slot has a user already: it cannot be released meanwhile.
+            slot.users.add(1, Relaxed);
+        }
+        true
+    }
+}
+
 /// Slots `first..first + count` of a batch, each holding one mapping user for as long as the
 /// segment lives.
 ///
@@ -698,26 +713,19 @@ pub(crate) struct MappedSlots {
 }
 
 impl MappedSlots {
-    /// Takes a mapping user on slots `first..first + count` of `batch`.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch, and every slot of the
-    /// range is listed.
-    pub(crate) unsafe fn new(batch: ARef<GrantBatch>, first: usize, count: usize) -> Self {
-        // SAFETY: As this function's contract.
-        unsafe { batch.add_mapping(first..first + count) };
+    /// Takes a mapping user on slots `first..first + count` of `batch`; `ENOENT` unless they
+    /// are all listed.
+    pub(crate) fn new(batch: ListedBatch<'_>, first: usize, count: usize) -> Result<Self> {
+        let end = first.checked_add(count).ok_or(ENOENT)?;
+        if !batch.add_mapping(first..end) {
+            return Err(ENOENT);
+        }
         // INVARIANT: One mapping user taken on each slot of the range.
-        Self {
-            batch,
+        Ok(Self {
+            batch: ARef::from(batch.batch()),
             first,
             count,
-        }
-    }
-
-    /// The batch the segment's slots belong to.
-    pub(crate) fn batch(&self) -> &GrantBatch {
-        &self.batch
+        })
     }
 
     /// The position of the slot right after the segment, if the batch has one at `key`.
@@ -726,17 +734,17 @@ impl MappedSlots {
         (self.batch.slot_of(key) == Some(i)).then_some(i)
     }
 
-    /// Extends the segment by the `count` slots that follow it.
-    ///
-    /// # Safety
-    ///
-    /// As [`MappedSlots::new`], for the added slots.
-    pub(crate) unsafe fn extend(&mut self, count: usize) {
+    /// Extends the segment by the `count` slots that follow it, found listed in `batch`, the
+    /// segment's batch; `ENOENT` (and the segment unchanged) unless they all are.
+    pub(crate) fn extend(&mut self, batch: ListedBatch<'_>, count: usize) -> Result {
         let end = self.first + self.count;
-        // SAFETY: As this function's contract.
-        unsafe { self.batch.add_mapping(end..end + count) };
+        let new_end = end.checked_add(count).ok_or(ENOENT)?;
+        if !core::ptr::eq(batch.batch(), &*self.batch) || !batch.add_mapping(end..new_end) {
+            return Err(ENOENT);
+        }
         // INVARIANT: The added slots have their mapping user.
         self.count += count;
+        Ok(())
     }
 
     /// The kernel pages of the segment, in order.
@@ -747,12 +755,12 @@ impl MappedSlots {
     }
 
     /// Hands the segment's slots to its batch's family record ([`BatchMapping`]), if no other
-    /// family has claimed it; gives the segment back otherwise.
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the index lock of the file that lists the batch.
-    pub(crate) unsafe fn into_family(self) -> Result<ARef<BatchMapping>, Self> {
+    /// family has claimed it; gives the segment back otherwise. `batch` is the segment's batch
+    /// as its file's index lists it: claims are serialised by that index.
+    pub(crate) fn into_family(self, batch: ListedBatch<'_>) -> Result<ARef<BatchMapping>, Self> {
+        if !core::ptr::eq(batch.batch(), &*self.batch) {
+            return Err(self);
+        }
         let record = &self.batch.mapping;
         // Acquire: pairs with the release of the last holder, whose reads of `first` and `count`
         // then come before the writes below.
@@ -762,8 +770,9 @@ impl MappedSlots {
         let (Ok(first), Ok(count)) = (u32::try_from(self.first), u32::try_from(self.count)) else {
             return Err(self);
         };
-        // SAFETY: Not claimed, and we hold the index lock (function contract): nobody else reads
-        // or writes `first` and `count` (`BatchMapping`'s invariants).
+        // SAFETY: Not claimed, and we are serialised with the index listing the batch (the
+        // witness): nobody else reads or writes `first` and `count` (`BatchMapping`'s
+        // invariants).
         unsafe {
             *record.first.get() = first;
             *record.count.get() = count;

@@ -10,7 +10,8 @@
 //! always its own allocations); this is the piece such a form would replace.
 //!
 //! Every method takes the tree by reference; the file's index lock (`FileState::index`, which
-//! owns the tree) serialises them.
+//! owns the tree) serialises them. The batches it hands out are [`ListedBatch`] witnesses of
+//! that, valid for as long as the tree is borrowed.
 
 use core::ptr::{
     self,
@@ -21,7 +22,11 @@ use kernel::{
     sync::aref::ARef, //
 };
 
-use crate::grant::GrantBatch;
+use crate::grant::{
+    GrantBatch,
+    ListedBatch,
+    NewBatch, //
+};
 
 /// The listed batches of one file, by the key of their last slot.
 ///
@@ -59,11 +64,13 @@ impl BatchIndex {
         unsafe { GrantBatch::from_links(node).as_ref() }
     }
 
-    /// Lists `batch`, whose last key no listed batch has.
-    pub(crate) fn insert(&mut self, batch: ARef<GrantBatch>) {
+    /// Gives `batch` its keys from `start` on and lists it; no listed batch may have its last
+    /// key. Only a new batch can be listed: it is in no tree yet.
+    pub(crate) fn insert(&mut self, batch: NewBatch, start: u64) {
+        let batch = batch.place(start);
         let key = batch.last_key();
         let mut parent = ptr::null_mut();
-        let mut link: *mut *mut bindings::rb_node = &mut self.root.rb_node;
+        let mut link: *mut *mut bindings::rb_node = &raw mut self.root.rb_node;
         // SAFETY: `link` points at the root pointer or at a child pointer of a node of the tree,
         // all of which are live while we hold `&mut self`.
         unsafe {
@@ -71,16 +78,15 @@ impl BatchIndex {
                 parent = *link;
                 // SAFETY: `parent` is a node of the tree.
                 link = if key < Self::batch(parent).last_key() {
-                    &mut (*parent).rb_left
+                    &raw mut (*parent).rb_left
                 } else {
-                    &mut (*parent).rb_right
+                    &raw mut (*parent).rb_right
                 };
             }
         }
         let node = batch.links();
-        // SAFETY: `node` is the batch's own links, not in any tree (a batch is listed once, by
-        // its file, and the caller hands it over here); `link` is the empty child slot of
-        // `parent` where the order puts it.
+        // SAFETY: `node` is the batch's own links, in no tree (it was a `NewBatch`, which no
+        // tree lists); `link` is the empty child slot of `parent` where the order puts it.
         unsafe {
             bindings::rb_link_node(node, parent, link);
             bindings::rb_insert_color(node, &mut self.root);
@@ -112,10 +118,11 @@ impl BatchIndex {
 
     /// The first batch whose last key is at or above `key`: the only batch that can hold slot
     /// `key`.
-    pub(crate) fn lower_bound(&self, key: u64) -> Option<&GrantBatch> {
-        // SAFETY: A node of the tree, used while `&self` keeps it there.
-        self.lower_bound_node(key)
-            .map(|node| unsafe { Self::batch(node.as_ptr()) })
+    pub(crate) fn lower_bound(&self, key: u64) -> Option<ListedBatch<'_>> {
+        let node = self.lower_bound_node(key)?;
+        // SAFETY: A node of the tree, used while `&self` keeps it there: its batch is listed
+        // here, and the witness borrows the tree.
+        Some(unsafe { ListedBatch::new(Self::batch(node.as_ptr())) })
     }
 
     /// A cursor on [`BatchIndex::lower_bound`]'s batch, through which batches can be removed.
@@ -126,7 +133,7 @@ impl BatchIndex {
     }
 
     /// The listed batches, in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &GrantBatch> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ListedBatch<'_>> {
         let mut node = self.root.rb_node;
         // SAFETY: The leftmost node is found through nodes of the tree.
         unsafe {
@@ -138,14 +145,14 @@ impl BatchIndex {
             let current = NonNull::new(node)?;
             // SAFETY: `current` is a node of the tree, which `&self` keeps unchanged.
             node = unsafe { bindings::rb_next(current.as_ptr()) };
-            // SAFETY: As above.
-            Some(unsafe { Self::batch(current.as_ptr()) })
+            // SAFETY: As above; the batch is listed here and the witness borrows the tree.
+            Some(unsafe { ListedBatch::new(Self::batch(current.as_ptr())) })
         })
     }
 
-    /// Empties the tree, handing each batch's reference to `f`. The batches come in an order
-    /// that lets each go before the next is looked at (post-order: no rebalancing).
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(ARef<GrantBatch>)) {
+    /// Empties the tree: calls `f` with each batch, then drops the tree's reference on it, before
+    /// the next (post-order: no rebalancing).
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(ListedBatch<'_>)) {
         // SAFETY: `&mut self` gives exclusive access to the tree.
         let mut node = unsafe { bindings::rb_first_postorder(&self.root) };
         self.root.rb_node = ptr::null_mut();
@@ -154,8 +161,12 @@ impl BatchIndex {
             // nor anything still to be visited is reached through it once it is handed over.
             node = unsafe { bindings::rb_next_postorder(current.as_ptr()) };
             // SAFETY: The tree owned one reference on the batch (type invariant); the tree has
-            // been emptied, so it is handed over exactly once.
-            f(unsafe { ARef::from_raw(GrantBatch::from_links(current.as_ptr())) });
+            // been emptied, so it is taken over exactly once.
+            let batch = unsafe { ARef::from_raw(GrantBatch::from_links(current.as_ptr())) };
+            // SAFETY: Listed in this tree until it was emptied above, by `&mut self`, which the
+            // witness borrows: nothing else reaches the batch through the index.
+            f(unsafe { ListedBatch::new(&batch) });
+            drop(batch);
         }
     }
 
@@ -175,7 +186,7 @@ impl BatchIndex {
 
 impl Drop for BatchIndex {
     fn drop(&mut self) {
-        self.drain(drop);
+        self.drain(|_| ());
     }
 }
 
@@ -191,10 +202,11 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// The batch at the cursor.
-    pub(crate) fn batch(&self) -> &GrantBatch {
+    pub(crate) fn batch(&self) -> ListedBatch<'_> {
         // SAFETY: A node of the tree (type invariant), which stays there while `self` is
-        // borrowed (removing needs `self` by value).
-        unsafe { BatchIndex::batch(self.node.as_ptr()) }
+        // borrowed (removing needs `self` by value); the witness borrows the cursor, which
+        // borrows the tree.
+        unsafe { ListedBatch::new(BatchIndex::batch(self.node.as_ptr())) }
     }
 
     /// The cursor on the next batch in key order, if any.
