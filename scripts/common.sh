@@ -24,6 +24,7 @@ XGR_BUSYBOX_ARM64=$XGR_CACHE/xen/busybox-arm64
 # the HVM-guest variant adds Debian's device model (qemu-system-xen).
 XGR_TOOLSTACK_ROOT=$XGR_CACHE/toolstack-root.cpio.gz
 XGR_TOOLSTACK_ROOT_HVM=$XGR_CACHE/toolstack-root-hvm.cpio.gz
+XGR_TOOLSTACK_ROOT_ARM64=$XGR_CACHE/toolstack-root-arm64.cpio.gz
 
 xgr_die() {
 	echo "error: $*" >&2
@@ -62,20 +63,38 @@ xgr_mirror() {
 	echo "${m:-http://deb.debian.org/debian}"
 }
 
-# xgr_toolstack_root ARCHIVE [PKG...]: a minimal trixie root with xen-utils-4.20 (which must
-# match the hypervisor: xl, xenstored, xenconsoled, xen-init-dom0) and PKG, packed as a gzipped
-# cpio archive at ARCHIVE, unless ARCHIVE.version says this recipe made it already.
+# xgr_toolstack_root ARCHIVE [--arch ARCH] [PKG...]: a minimal trixie root with xen-utils-4.20
+# (which must match the hypervisor: xl, xenstored, xenconsoled, xen-init-dom0) and PKG, packed
+# as a gzipped cpio archive at ARCHIVE, unless ARCHIVE.version says this recipe made it already.
+# --arch arm64 makes a foreign root: debootstrap's first stage only (its second stage runs the
+# root's own programs, which this x86 host cannot without binfmt_misc), then every package it
+# fetched unpacked as it is. Nothing is configured, and a test dom0 needs nothing configured:
+# xl, xenstored and xenconsoled run from the unpacked files (checked under qemu-aarch64: they
+# get as far as opening /proc/xen/privcmd).
 xgr_toolstack_root() {
-	local out=$1 root version=1
+	local out=$1 root version=1 arch="" foreign=()
 	shift
-	[ $# -eq 0 ] || version="1+$*"
+	if [ "${1:-}" = --arch ]; then
+		arch=$2
+		shift 2
+		foreign=(--foreign --arch="$arch")
+		version="1-$arch-unpacked"
+	fi
+	[ $# -eq 0 ] || version="$version+$*"
 	[ "$(cat "$out.version" 2>/dev/null)" = "$version" ] && return 0
-	xgr_log "debootstrap of a toolstack dom0 root (trixie, xen-utils-4.20 $*; a minute or two)"
+	xgr_log "debootstrap of a ${arch:+$arch }toolstack dom0 root (trixie, xen-utils-4.20 $*; a few minutes)"
 	root=$out.tmp.d
 	rm -rf "$root"
-	debootstrap --variant=minbase --include="$(echo xen-utils-4.20 busybox-static kmod "$@" | tr ' ' ,)" \
+	debootstrap "${foreign[@]}" --variant=minbase \
+		--include="$(echo xen-utils-4.20 busybox-static kmod "$@" | tr ' ' ,)" \
 		trixie "$root" "$(xgr_mirror)" >"$out.log" 2>&1 ||
 		{ tail -n 20 "$out.log" >&2; xgr_die "debootstrap failed (see $out.log)"; }
+	if [ -n "$arch" ]; then
+		for deb in "$root"/var/cache/apt/archives/*.deb; do
+			dpkg -x "$deb" "$root" || xgr_die "could not unpack $deb"
+		done
+		rm -rf "$root/debootstrap"
+	fi
 	# What a booted test dom0 never reads.
 	rm -rf "$root"/usr/share/{doc,man,info,locale} "$root"/var/cache/apt/archives/*.deb \
 		"$root"/var/lib/apt/lists/*
