@@ -76,6 +76,44 @@ static inline int xdom_check(const volatile uint8_t *p, int who, unsigned int id
 
 
 /*
+ * Maps each of the n grants of `domid` on its own (see `struct area` in xdom_agent.c for why
+ * a kernel with pages bigger than a grant needs this): the n addresses, in a malloc()ed
+ * array, or NULL (and nothing left mapped) with errno set.
+ */
+static inline uint8_t **xdom_map_each(xengnttab_handle *gt, uint32_t domid, const uint32_t *refs,
+				      unsigned int n, int prot)
+{
+	uint8_t **each = calloc(n, sizeof(*each));
+	int err;
+
+	if (!each)
+		return NULL;
+	for (unsigned int k = 0; k < n; k++) {
+		each[k] = xengnttab_map_grant_ref(gt, domid, refs[k], prot);
+		if (each[k])
+			continue;
+		err = errno;
+		while (k--)
+			xengnttab_unmap(gt, each[k], 1);
+		free(each);
+		errno = err;
+		return NULL;
+	}
+	return each;
+}
+
+/* Unmaps what xdom_map_each() mapped and frees the array: 0, or -1 if an unmap failed. */
+static inline int xdom_unmap_each(xengnttab_handle *gt, uint8_t **each, unsigned int n)
+{
+	int rc = 0;
+
+	for (unsigned int k = 0; k < n; k++)
+		rc |= xengnttab_unmap(gt, each[k], 1);
+	free(each);
+	return rc ? -1 : 0;
+}
+
+/*
  * libxenvchan transfers: a stream of `bytes` pseudo-random bytes (xorshift64
  * from `seed`), which the reader regenerates and compares as it goes, and an
  * FNV-1a checksum of what went through, which both sides report. Both return

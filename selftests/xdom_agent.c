@@ -36,9 +36,17 @@
 
 #include "xdom.h"
 
+/*
+ * A share, or a mapping of another domain's grants. On a kernel whose pages are bigger than
+ * a grant, a mapping of several grants is one mapping per grant (`each`; `addr` is the
+ * first): libxengnttab maps several grants with one mmap() of count * 4K (XC_PAGE_SIZE),
+ * and gntdev, which gives each grant a kernel page of its own, refuses that length
+ * (EINVAL); one grant at a time it supports.
+ */
 struct area {
 	uint8_t *addr;
 	unsigned int n;
+	uint8_t **each;
 };
 
 static struct xs_handle *xs;
@@ -149,10 +157,17 @@ static void handle(char *line, char *out, size_t len)
 	} else if (strcmp(verb, "check") == 0 || strcmp(verb, "mcheck") == 0) {
 		struct area *s = slot(verb[0] == 'm' ? maps : shares, a1);
 		int who = atoi(strtok_r(NULL, " ", &save) ?: "0");
+		int bad = 0;
 
-		if (!s || !s->addr)
+		if (!s || !s->addr) {
 			snprintf(out, len, "err no such area");
-		else if (xdom_check(s->addr, who, atoi(a1), 0, s->n, msg, sizeof(msg)))
+			return;
+		}
+		if (!s->each)
+			bad = xdom_check(s->addr, who, atoi(a1), 0, s->n, msg, sizeof(msg));
+		for (unsigned int k = 0; s->each && k < s->n && !bad; k++)
+			bad = xdom_check(s->each[k], who, atoi(a1), k, 1, msg, sizeof(msg));
+		if (bad)
 			snprintf(out, len, "err %s", msg);
 		else
 			snprintf(out, len, "ok");
@@ -160,10 +175,15 @@ static void handle(char *line, char *out, size_t len)
 		struct area *s = slot(maps, a1);
 		int who = atoi(strtok_r(NULL, " ", &save) ?: "0");
 
-		if (!s || !s->addr)
+		if (!s || !s->addr) {
 			snprintf(out, len, "err no such mapping");
-		else
-			xdom_fill(s->addr, who, atoi(a1), 0, s->n), snprintf(out, len, "ok");
+			return;
+		}
+		if (!s->each)
+			xdom_fill(s->addr, who, atoi(a1), 0, s->n);
+		for (unsigned int k = 0; s->each && k < s->n; k++)
+			xdom_fill(s->each[k], who, atoi(a1), k, 1);
+		snprintf(out, len, "ok");
 	} else if (strcmp(verb, "unshare") == 0) {
 		struct area *s = slot(shares, a1);
 
@@ -190,8 +210,13 @@ static void handle(char *line, char *out, size_t len)
 			snprintf(out, len, "err bad map request");
 			return;
 		}
-		s->addr = xengnttab_map_domain_grant_refs(gt, n, domid, refs,
-							  PROT_READ | (rw ? PROT_WRITE : 0));
+		if (n > 1 && sysconf(_SC_PAGESIZE) != XDOM_PAGE) {
+			s->each = xdom_map_each(gt, domid, refs, n, PROT_READ | (rw ? PROT_WRITE : 0));
+			s->addr = s->each ? s->each[0] : NULL;
+		} else {
+			s->addr = xengnttab_map_domain_grant_refs(gt, n, domid, refs,
+								  PROT_READ | (rw ? PROT_WRITE : 0));
+		}
 		if (!s->addr) {
 			snprintf(out, len, "err %d map: %s", errno, strerror(errno));
 			return;
@@ -205,11 +230,12 @@ static void handle(char *line, char *out, size_t len)
 			snprintf(out, len, "err no such mapping");
 			return;
 		}
-		if (xengnttab_unmap(gt, s->addr, s->n))
+		if (s->each ? xdom_unmap_each(gt, s->each, s->n) : xengnttab_unmap(gt, s->addr, s->n))
 			snprintf(out, len, "err unmap: %s", strerror(errno));
 		else
 			snprintf(out, len, "ok");
 		s->addr = NULL;
+		s->each = NULL;
 	} else if (strcmp(verb, "stats") == 0) {
 		snprintf(out, len, "ok %ld %ld", rust_stat("in_use"), rust_stat("deferred"));
 	} else if (strcmp(verb, "notify") == 0) {
