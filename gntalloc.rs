@@ -17,6 +17,16 @@
 //! upstream's; on 64K kernels libxengnttab's `mmap(count * 4096)` at `index` then puts grant `k`
 //! at offset `k * 4096`, where upstream grants only the first 4K of each page.
 //!
+//! # Words
+//!
+//! - A *batch* (`grant::GrantBatch`) is what one ALLOC made; a *slot* is one 4K grant of it.
+//! - A *mapping* is what one `mmap()` call made. Every VMA descended from that call (split by a
+//!   partial munmap or mprotect, copied by fork, moved by mremap) shares it (`vma::VmaShared`),
+//!   and it holds a *mapping user* on each slot it covers until the last of those VMAs is gone.
+//! - A mapping of slots of one batch lives inline in the batch (`grant::InlineMapping`) if no
+//!   other mapping holds that place; any other mapping is a [`SpanMapping`], an object of its
+//!   own listing one *run* (`grant::SlotRun`) per stretch of consecutive slots of one batch.
+//!
 //! # Lock order
 //!
 //! `mmap_lock` (held by mm around `mmap` and the VMA callbacks) → [`FileState`]`::index` →
@@ -30,8 +40,8 @@
 //!   before `index`.
 //! - A slot's notification is guarded by `index` itself (no lock of its own): it is set and
 //!   read only while the slot is listed, and taken by the slot's releaser.
-//! - A batch's mapping record (`grant::BatchMapping`) is claimed under `index` and given back,
-//!   with atomics alone, by the last VMA of its mapping.
+//! - A batch's inline mapping (`grant::InlineMapping`) is claimed under `index` and given back,
+//!   with atomics alone, by the last VMA of the mapping that claimed it.
 //! - No user memory is touched under `index`, and nothing sleeps long under it: ALLOC makes the
 //!   pages and grants without it, as upstream makes them outside its global mutex, then takes it
 //!   once, briefly, to give the finished batch its index range and list it. mmap holds it while
@@ -70,6 +80,7 @@ use kernel::{
     },
 };
 
+mod deferred;
 mod gntalloc_ioctl;
 mod grant;
 mod index;
@@ -78,14 +89,14 @@ mod vma;
 mod xen;
 
 use grant::{
-    BatchMapping,
+    InlineMapping,
     ListedBatch,
-    MappedSlots,
+    SlotRun,
     UnmapNotify, //
 };
 use index::BatchIndex;
 use slab::SlabCache;
-use vma::VmaFamily;
+use vma::VmaShared;
 use xen::{
     XEN_PAGES_PER_PAGE,
     XEN_PAGE_SIZE, //
@@ -136,7 +147,7 @@ impl kernel::Module for GntallocModule {
             pr_err!("xen/gntalloc is already registered (is xen-gntalloc loaded?)\n");
             return Err(EBUSY);
         }
-        grant::init();
+        deferred::init();
         xen::reclaim_init();
         // Nothing can use the caches before the device is registered, the last step; if a
         // step fails, no object exists and they go again.
@@ -155,6 +166,7 @@ impl GntallocModule {
                 let s = &grant::STATS;
                 d.read_only_file(c"in_use", &s.in_use);
                 d.read_only_file(c"deferred", &s.deferred);
+                d.read_only_file(c"deferred_age_ms", &s.deferred_age_ms);
                 d.read_only_file(c"limit_rejections", &s.limit_rejections);
                 d.read_only_file(c"table_full", &s.table_full);
                 d.read_only_file(c"handed_to_core", &s.handed_to_core);
@@ -183,23 +195,23 @@ impl Drop for GntallocModule {
         // no batch or mapping is left in the caches.
         drop(self.miscdev.take());
         xen::reclaim_stop();
-        grant::flush_deferred_to_core();
+        deferred::flush_to_core();
         destroy_caches();
     }
 }
 
-/// The slab cache of every [`MappingRange`].
-static RANGES: SlabCache<MappingRange> = SlabCache::new();
+/// The slab cache of every [`SpanMapping`].
+static SPAN_MAPPINGS: SlabCache<SpanMapping> = SlabCache::new();
 
 /// Creates the slab caches of batches and mappings.
 fn create_caches() -> Result {
     grant::BATCHES.create(c"xen_gntalloc_batch")?;
-    RANGES.create(c"xen_gntalloc_mapping")
+    SPAN_MAPPINGS.create(c"xen_gntalloc_mapping")
 }
 
 /// Destroys the slab caches (those made); every object has been freed.
 fn destroy_caches() {
-    RANGES.destroy();
+    SPAN_MAPPINGS.destroy();
     grant::BATCHES.destroy();
 }
 
@@ -242,30 +254,30 @@ impl FileIndex {
     /// not granted and not looked for); `ENOENT` otherwise.
     fn collect_mapping(&self, start: u64, pages: usize) -> Result<NewMapping> {
         let (first, rest) = match self.mapping_in_one_batch(start, pages)? {
-            Some((first, batch)) => match first.into_family(batch) {
-                Ok(family) => return Ok(NewMapping::InBatch(family)),
+            Some((first, batch)) => match first.into_inline(batch) {
+                Ok(mapping) => return Ok(NewMapping::Inline(mapping)),
                 Err(first) => (first, None),
             },
-            None => self.collect_segments(start, pages)?,
+            None => self.collect_runs(start, pages)?,
         };
-        let range = RANGES.alloc(MappingRange {
+        let mapping = SPAN_MAPPINGS.alloc(SpanMapping {
             refs: Refcount::new(1),
             first,
             rest,
         })?;
-        // INVARIANT: A fresh `RANGES` object with one reference.
+        // INVARIANT: A fresh `SPAN_MAPPINGS` object with one reference.
         // SAFETY: That reference is handed over to the `ARef`.
-        Ok(NewMapping::Range(unsafe { ARef::from_raw(range) }))
+        Ok(NewMapping::Span(unsafe { ARef::from_raw(mapping) }))
     }
 
     /// [`FileIndex::collect_mapping`]'s common case, a mapping inside one batch (libxengnttab
-    /// maps what one ALLOC made), in one lookup: the segment and its batch, `ENOENT` if a slot
+    /// maps what one ALLOC made), in one lookup: the run and its batch, `ENOENT` if a slot
     /// it needs is not listed, or `None` if the pages are not all in the batch holding `start`.
     fn mapping_in_one_batch(
         &self,
         start: u64,
         pages: usize,
-    ) -> Result<Option<(MappedSlots, ListedBatch<'_>)>> {
+    ) -> Result<Option<(SlotRun, ListedBatch<'_>)>> {
         let Some(listed) = self.batches.lower_bound(start) else {
             return Ok(None);
         };
@@ -284,25 +296,21 @@ impl FileIndex {
             // The batch ends before the last page.
             return Ok(None);
         }
-        Ok(Some((MappedSlots::new(listed, i, count)?, listed)))
+        Ok(Some((SlotRun::new(listed, i, count)?, listed)))
     }
 
-    /// [`FileIndex::collect_mapping`] across batches: the first segment and the others.
-    fn collect_segments(
-        &self,
-        start: u64,
-        pages: usize,
-    ) -> Result<(MappedSlots, Option<KVec<MappedSlots>>)> {
+    /// [`FileIndex::collect_mapping`] across batches: the first run and the others.
+    fn collect_runs(&self, start: u64, pages: usize) -> Result<(SlotRun, Option<KVec<SlotRun>>)> {
         let page_size = PAGE_SIZE as u64;
         let end = (pages as u64)
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
-        let mut first: Option<MappedSlots> = None;
-        // Segments grow only with slots that exist, so a bogus length fails on ENOENT, not
-        // ENOMEM; a mapping inside one allocation needs no allocation for them.
+        let mut first: Option<SlotRun> = None;
+        // Runs grow only with slots that exist, so a bogus length fails on ENOENT, not ENOMEM; a
+        // mapping inside one allocation needs no allocation for them.
         let mut rest = KVec::new();
-        // The batch of the last segment, as the index lists it.
+        // The batch of the last run, as the index lists it.
         let mut last_batch: Option<ListedBatch<'_>> = None;
         let mut key = start;
         while key < end {
@@ -310,24 +318,24 @@ impl FileIndex {
             // come from that batch, since an ALLOC starts on a fresh page. Most often it is the
             // batch of the page before.
             let last = match rest.last_mut() {
-                Some(seg) => Some(seg),
+                Some(run) => Some(run),
                 None => first.as_mut(),
             };
-            if let (Some(seg), Some(batch)) = (last, last_batch) {
-                if let Some(i) = seg.following_slot(key) {
+            if let (Some(run), Some(batch)) = (last, last_batch) {
+                if let Some(i) = run.following_slot(key) {
                     let n = batch.page_grants(i).ok_or(ENOENT)?;
-                    seg.extend(batch, n)?;
+                    run.extend(batch, n)?;
                     key += page_size;
                     continue;
                 }
             }
             let (batch, i) = self.find(key).ok_or(ENOENT)?;
             let n = batch.page_grants(i).ok_or(ENOENT)?;
-            let seg = MappedSlots::new(batch, i, n)?;
+            let run = SlotRun::new(batch, i, n)?;
             last_batch = Some(batch);
             match first {
-                None => first = Some(seg),
-                Some(_) => rest.push(seg, GFP_KERNEL)?,
+                None => first = Some(run),
+                Some(_) => rest.push(run, GFP_KERNEL)?,
             }
             key += page_size;
         }
@@ -449,12 +457,13 @@ impl FileState {
     }
 }
 
-/// The family record of a new mapping, which each VMA of the mapping will hold a reference on.
+/// A new mapping, which each of its VMAs will hold a reference on.
 enum NewMapping {
-    /// Slots of one batch, in the record the batch carries (the common case, no allocation).
-    InBatch(ARef<BatchMapping>),
-    /// Any other mapping (or one whose batch's record is taken), in an object of its own.
-    Range(ARef<MappingRange>),
+    /// Slots of one batch, in the inline mapping the batch carries (the common case: nothing to
+    /// allocate).
+    Inline(ARef<InlineMapping>),
+    /// Any other mapping (or one whose batch's inline mapping is taken), in an object of its own.
+    Span(ARef<SpanMapping>),
 }
 
 /// Makes `vma` a mapping of `pages`, in order.
@@ -464,46 +473,46 @@ fn insert_pages<'a>(vma: &VmaNew, pages: impl Iterator<Item = &'a xen::PageRef>)
     let mixed = vma.set_mixedmap();
     let mut addr = vma.start();
     for page in pages {
-        // The family record keeps the page alive; the VMA family holds the record until its last
-        // VMA is closed, and zapping on munmap drops the mapping's own page references.
+        // The mapping keeps the page alive; its VMAs hold the mapping until the last of them is
+        // closed, and zapping on munmap drops the page table's own page references.
         mixed.vm_insert_page(addr, &page.borrow())?;
         addr += PAGE_SIZE;
     }
     Ok(())
 }
 
-/// The slots covered by one `mmap()` call, shared by every VMA descended from it: each holds
-/// a mapping user until the last of those VMAs is gone. In index order: `first`, then `rest`,
-/// one segment per run of consecutive slots of one batch. `rest` is `None` for a mapping inside
-/// one batch, which then frees no vector either (an empty `KVec` still calls the allocator when
-/// dropped).
+/// A mapping in an object of its own: the slots covered by one `mmap()` call, shared by every
+/// VMA descended from it, each slot holding a mapping user until the last of those VMAs is gone.
+/// In index order: `first`, then `rest`, one [`SlotRun`] per run of consecutive slots of one
+/// batch. `rest` is `None` for a mapping inside one batch, which then frees no vector either (an
+/// empty `KVec` still calls the allocator when dropped).
 ///
 /// # Invariants
 ///
-/// The range lives in an object of [`RANGES`], freed when `refs` drops to zero.
-pub(crate) struct MappingRange {
+/// The mapping lives in an object of [`SPAN_MAPPINGS`], freed when `refs` drops to zero.
+pub(crate) struct SpanMapping {
     refs: Refcount,
-    first: MappedSlots,
-    rest: Option<KVec<MappedSlots>>,
+    first: SlotRun,
+    rest: Option<KVec<SlotRun>>,
 }
 
-// SAFETY: Every range is reference-counted through `refs` and lives (in its slab object) until
-// the count drops to zero (type invariant).
-unsafe impl AlwaysRefCounted for MappingRange {
+// SAFETY: Every span mapping is reference-counted through `refs` and lives (in its slab object)
+// until the count drops to zero (type invariant).
+unsafe impl AlwaysRefCounted for SpanMapping {
     fn inc_ref(&self) {
         self.refs.inc();
     }
 
     unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: Every range comes from `RANGES` and is counted by `refs` (type invariant); the
-        // caller owns the reference it gives up (function contract).
-        unsafe { RANGES.put(obj, |range| &range.refs) };
+        // SAFETY: Every span mapping comes from `SPAN_MAPPINGS` and is counted by `refs` (type
+        // invariant); the caller owns the reference it gives up (function contract).
+        unsafe { SPAN_MAPPINGS.put(obj, |mapping| &mapping.refs) };
     }
 }
 
-impl MappingRange {
-    /// The segments, in index order.
-    fn segments(&self) -> impl Iterator<Item = &MappedSlots> {
+impl SpanMapping {
+    /// The runs, in index order.
+    fn runs(&self) -> impl Iterator<Item = &SlotRun> {
         Iterator::chain(
             core::iter::once(&self.first),
             self.rest.iter().flat_map(|rest| rest.iter()),
@@ -542,19 +551,18 @@ impl MiscDevice for FileState {
         // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
         // finds the grants mapped, or ended again if the mmap failed.
         let index = state.index.lock();
-        // On error below, the record is dropped before `index` is unlocked, and the grants go
+        // On error below, the mapping is dropped before `index` is unlocked, and the grants go
         // back as they were.
         match index.collect_mapping(start, pages)? {
-            NewMapping::InBatch(family) => {
-                // SAFETY: `family` is a reference on a claimed record, held across the call.
-                insert_pages(vma, unsafe { family.pages() })?;
+            NewMapping::Inline(mapping) => {
+                insert_pages(vma, mapping.pages())?;
                 drop(index);
-                VmaFamily::attach(vma, family);
+                VmaShared::attach(vma, mapping);
             }
-            NewMapping::Range(range) => {
-                insert_pages(vma, range.segments().flat_map(MappedSlots::pages))?;
+            NewMapping::Span(mapping) => {
+                insert_pages(vma, mapping.runs().flat_map(SlotRun::pages))?;
                 drop(index);
-                VmaFamily::attach(vma, range);
+                VmaShared::attach(vma, mapping);
             }
         }
         Ok(())

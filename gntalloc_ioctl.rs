@@ -35,6 +35,7 @@ use kernel::{
 };
 
 use crate::{
+    deferred,
     grant::{
         self,
         GrantBatch,
@@ -290,6 +291,7 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         return Err(ENOSPC);
     }
     let count_us = usize::try_from(count).map_err(|_| ENOMEM)?;
+    grant::check_alloc_size(count_us)?;
     let ids_len = count_us.checked_mul(size_of::<u32>()).ok_or(ENOMEM)?;
     let mut inline_ids = [0u8; INLINE_IDS * size_of::<u32>()];
     let mut heap_ids: KVVec<u8>;
@@ -303,7 +305,7 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         }
     };
 
-    grant::reclaim_some();
+    deferred::retry_some();
     grant::reserve(count, limit)?;
 
     let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
@@ -364,7 +366,7 @@ fn dealloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
         Err(_) => Err(EINVAL),
     };
     // As upstream's cleanup, whatever the outcome.
-    grant::reclaim_some();
+    deferred::retry_some();
     ret
 }
 
@@ -377,7 +379,8 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     let (index, action, port) = (op.index, op.action, op.event_channel_port);
 
     let slot = index & !(XEN_PAGE_SIZE as u64 - 1);
-    let offset = (index & (XEN_PAGE_SIZE as u64 - 1)) as usize;
+    // Below XEN_PAGE_SIZE (4096), so it fits: the conversion cannot fail.
+    let offset = u16::try_from(index & (XEN_PAGE_SIZE as u64 - 1)).map_err(|_| EINVAL)?;
     let known = action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) == 0;
     // `evtchn_get` sleeps on Xen's `irq_mapping_update_lock`: the reference is taken before the
     // file's index lock, and a failure reported only after the slot and action checks, in
@@ -385,8 +388,7 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     // port never closes it in between.
     let mut event =
         (known && action & raw::UNMAP_NOTIFY_SEND_EVENT != 0).then(|| EvtchnRef::get(port));
-    // `offset` is below XEN_PAGE_SIZE (4096), so it fits.
-    let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset as u16);
+    let clear_byte = (action & raw::UNMAP_NOTIFY_CLEAR_BYTE != 0).then_some(offset);
     let old = file.replace_notify(slot, || {
         if !known {
             return Err(EINVAL);

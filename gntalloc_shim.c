@@ -63,6 +63,11 @@ void gntalloc_rs_get_page(struct page *page)
 	get_page(page);
 }
 
+unsigned long gntalloc_rs_totalram_pages(void)
+{
+	return totalram_pages();
+}
+
 void gntalloc_rs_put_page(struct page *page)
 {
 	put_page(page);

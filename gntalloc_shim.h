@@ -25,6 +25,8 @@ void gntalloc_rs_notify_remote(u32 port);
 /* get_page() / put_page(). */
 void gntalloc_rs_get_page(struct page *page);
 void gntalloc_rs_put_page(struct page *page);
+/* totalram_pages(): the pages of memory the kernel manages. */
+unsigned long gntalloc_rs_totalram_pages(void);
 /* Set the function the periodic retry of deferred grants runs (once, at init). */
 void gntalloc_rs_reclaim_init(void (*run)(void));
 /* (Re)arm the periodic retry of deferred grants, `ms` milliseconds from now. */

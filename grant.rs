@@ -6,26 +6,25 @@
 //! A [`GrantBatch`] holds the grants of one ALLOC by value, one 4K "slot" of the file's index
 //! space each. It is reference-counted ([`ARef`]) and shared by the file's index (which links it
 //! in its tree, see `index.rs`, until every slot is deallocated or the file is closed) and by
-//! every mmap() family that covers some of its slots ([`MappedSlots`], or the batch's own
-//! [`BatchMapping`]). Each slot counts its own users: the listing and the mappings. When
+//! every mapping (what one mmap() call made) that covers some of its slots: a [`SlotRun`] of a
+//! `SpanMapping`, or the batch's own [`InlineMapping`]. Each slot counts its own users: the
+//! listing and the mappings. When
 //! the last one lets go, the slot fires its unmap notification (byte, then event) and ends its
-//! grant. If the remote domain still maps the page, the grant goes to [`DEFERRED`]: it stays
-//! counted against `limit` and is retried on later ioctls and by a periodic work item until the
-//! remote has unmapped it.
+//! grant. If the remote domain still maps the page, the grant goes to the deferred list
+//! (`deferred.rs`): it stays counted against `limit` and is retried on later ioctls and by a
+//! periodic work item until the remote has unmapped it.
 //!
 //! Compared with one object per grant, a batch costs one allocation per ALLOC (two for more
 //! than one grant: the slot array) instead of two per grant, and a slot is a few words. Batches
 //! come from a slab cache of their own ([`BATCHES`], see `slab.rs`).
 //!
-//! Lock order (see `gntalloc.rs`): a file's index lock → [`DEFERRED`] → the grant-table core's
-//! spinlock. A slot's notification is guarded by its file's index lock (see [`GrantSlot`]).
-//! [`STATS`]`.deferred` changes only under [`DEFERRED`], with the list, so that it never reads
-//! below zero.
+//! Lock order (see `gntalloc.rs`): a file's index lock → the deferred list's lock → the
+//! grant-table core's spinlock. A slot's notification is guarded by its file's index lock (see
+//! [`GrantSlot`]).
 
 use core::{
     cell::UnsafeCell,
     mem::{
-        offset_of,
         size_of,
         ManuallyDrop, //
     },
@@ -52,6 +51,7 @@ use kernel::{
 };
 
 use crate::{
+    deferred,
     slab::SlabCache,
     xen::{
         self,
@@ -70,8 +70,12 @@ pub(crate) static BATCHES: SlabCache<GrantBatch> = SlabCache::new();
 pub(crate) struct Stats {
     /// Grants counted against `limit`: live, reserved by an ALLOC in flight, or deferred.
     pub(crate) in_use: Atomic<u32>,
-    /// Grants whose page a remote domain still maps, waiting in [`DEFERRED`].
+    /// Grants whose page a remote domain still maps, waiting in the deferred list
+    /// (`deferred.rs`).
     pub(crate) deferred: Atomic<u32>,
+    /// How long the oldest deferred grant has waited, in milliseconds, at most, as the periodic
+    /// retry last saw it (0: none).
+    pub(crate) deferred_age_ms: Atomic<u64>,
     /// ALLOCs refused because of `limit`.
     pub(crate) limit_rejections: Atomic<u64>,
     /// ALLOCs that failed because the grant table was full.
@@ -84,27 +88,11 @@ pub(crate) struct Stats {
 pub(crate) static STATS: Stats = Stats {
     in_use: Atomic::new(0),
     deferred: Atomic::new(0),
+    deferred_age_ms: Atomic::new(0),
     limit_rejections: Atomic::new(0),
     table_full: Atomic::new(0),
     handed_to_core: Atomic::new(0),
 };
-
-/// Delay between two retries of the deferred list, in milliseconds.
-const RECLAIM_PERIOD_MS: u32 = 100;
-
-/// Deferred grants retried on an ioctl path; the periodic work item retries all of them.
-const RECLAIM_IOCTL_BUDGET: usize = 16;
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialised by `init` in the module initialiser, before any file can be opened.
-    unsafe(uninit) static DEFERRED: Mutex<KVec<ForeignGrant>> = KVec::new();
-}
-
-/// Initialises the global state. Called once, from module init.
-pub(crate) fn init() {
-    // SAFETY: Called exactly once, before anything else uses `DEFERRED`.
-    unsafe { DEFERRED.init() };
-}
 
 /// Reserves `count` grants against `limit` (the parameter's value, read once by the caller):
 /// `ENOSPC` if that would exceed it.
@@ -125,68 +113,28 @@ pub(crate) fn reserve(count: u32, limit: u32) -> Result {
     }
 }
 
+/// The largest buffer `kvmalloc` serves without a warning (`INT_MAX` bytes).
+const KVMALLOC_MAX: usize = 0x7fff_ffff;
+
+/// Checks, before anything is reserved or allocated, that an ALLOC of `count` grants could be
+/// served: `ENOMEM` if its slot array or its ids would be larger than `kvmalloc` serves, or its
+/// pages more than the memory the kernel manages, so that a huge count (`limit` may be 2^30 or
+/// more) fails cleanly instead of warning in the allocator or waking the OOM killer.
+pub(crate) fn check_alloc_size(count: usize) -> Result {
+    let bookkeeping = size_of::<GrantSlot>().max(size_of::<u32>());
+    let too_big = count
+        .checked_mul(bookkeeping)
+        .is_none_or(|bytes| bytes > KVMALLOC_MAX)
+        || count.div_ceil(XEN_PAGES_PER_PAGE) > xen::totalram_pages();
+    if too_big {
+        return Err(ENOMEM);
+    }
+    Ok(())
+}
+
 /// Returns `count` reserved or released grants.
 pub(crate) fn unreserve(count: u32) {
     STATS.in_use.fetch_sub(count, Relaxed);
-}
-
-/// Retries ending deferred grants, at most `budget` of them (all with `None`), freeing those the
-/// remote domain has unmapped. Re-arms the periodic retry while some remain.
-pub(crate) fn reclaim_deferred(budget: Option<usize>) {
-    if STATS.deferred.load(Relaxed) == 0 {
-        return;
-    }
-    let mut list = DEFERRED.lock();
-    let mut tried = 0usize;
-    let before = list.len();
-    list.retain(|grant| {
-        if budget.is_some_and(|b| tried >= b) {
-            return true;
-        }
-        tried += 1;
-        !grant.try_end()
-    });
-    let freed = before - list.len();
-    let remaining = list.len();
-    STATS.deferred.fetch_sub(freed as u32, Relaxed);
-    drop(list);
-    unreserve(freed as u32);
-    if remaining > 0 {
-        // SAFETY: Called on an ioctl path (the open file pins the module) or by the retry
-        // itself, never after module exit's `reclaim_stop`.
-        unsafe { xen::reclaim_arm(RECLAIM_PERIOD_MS) };
-    }
-}
-
-/// Retries a few deferred grants; called on the ioctl paths, like upstream's cleanup.
-#[inline]
-pub(crate) fn reclaim_some() {
-    // Nearly always nothing is deferred: say so without a call (twice per ALLOC + DEALLOC).
-    if STATS.deferred.load(Relaxed) != 0 {
-        reclaim_deferred(Some(RECLAIM_IOCTL_BUDGET));
-    }
-}
-
-/// Hands every deferred grant to the grant-table core. Called at module unload, after the
-/// periodic retry has been stopped and when no file is open.
-pub(crate) fn flush_deferred_to_core() {
-    let mut list = DEFERRED.lock();
-    // First a last chance to end them here; the rest is dropped, which hands it to the core.
-    list.retain(|grant| !grant.try_end());
-    let pending = list.len();
-    // Its buffer too: nothing of the module outlives its exit.
-    let rest = core::mem::take(&mut *list);
-    STATS.deferred.store(0, Relaxed);
-    drop(list);
-    drop(rest);
-    STATS.in_use.store(0, Relaxed);
-    if pending > 0 {
-        STATS.handed_to_core.add(pending as u64, Relaxed);
-        pr_info!(
-            "unload: {} grant(s) still mapped by a remote domain handed to the grant-table core\n",
-            pending
-        );
-    }
 }
 
 /// Ends `frame`, or defers it if the remote domain still maps it. The grant's slot is released
@@ -196,21 +144,11 @@ fn end_or_defer(mut frame: ForeignGrant) {
         unreserve(1);
         return;
     }
-    let mut list = DEFERRED.lock();
-    match list.push(frame, GFP_KERNEL) {
-        Ok(()) => {
-            STATS.deferred.add(1, Relaxed);
-            drop(list);
-            // SAFETY: Called when a grant is dropped; grants live in open files and their
-            // mappings, which pin the module, so module exit (`reclaim_stop`) has not begun.
-            unsafe { xen::reclaim_arm(RECLAIM_PERIOD_MS) };
-        }
-        Err(_) => {
-            // `push` dropped the grant, which handed it to the core: it is no longer ours.
-            drop(list);
-            STATS.handed_to_core.add(1, Relaxed);
-            unreserve(1);
-        }
+    if let Err(frame) = deferred::defer(frame) {
+        // No memory to keep it: dropping it hands it to the core, and it is no longer ours.
+        drop(frame);
+        STATS.handed_to_core.add(1, Relaxed);
+        unreserve(1);
     }
 }
 
@@ -231,16 +169,18 @@ impl UnmapNotify {
     }
 }
 
-/// The bit of [`GrantSlot`]`::users` that stands for the file listing the slot; each mmap()
-/// family covering the slot counts one in the bits below it.
+/// The bit of [`GrantSlot`]`::users` that stands for the file listing the slot; each mapping
+/// covering the slot counts one in the bits below it.
 const LISTED: u32 = 1 << 31;
+
+/// The most mappings a slot counts: one more would carry into [`LISTED`].
+const MAX_MAPPINGS: u32 = LISTED - 1;
 
 /// One 4K grant of a [`GrantBatch`]: one slot of a file's index space.
 ///
 /// # Invariants
 ///
-/// - `users` is [`LISTED`] while the file lists the slot, plus one per mmap() family covering
-///   it. Once it has dropped to zero it never rises again.
+/// - `users` is [`LISTED`] while the file lists the slot, plus one per mapping covering it. Once it has dropped to zero it never rises again.
 /// - While `users` is not zero, `frame` is initialised and `notify` holds the pending
 ///   notification. Whoever drops `users` to zero owns both from then on and releases them
 ///   ([`GrantSlot::release`]), as does `drop` for a slot still live (one that no index lists
@@ -270,7 +210,7 @@ impl GrantSlot {
         self.users.load(Relaxed) & LISTED != 0
     }
 
-    /// Whether an mmap() family covers the slot.
+    /// Whether a mapping covers the slot.
     fn is_mapped(&self) -> bool {
         self.users.load(Relaxed) & !LISTED != 0
     }
@@ -280,7 +220,7 @@ impl GrantSlot {
     /// # Safety
     ///
     /// The caller holds one of the slot's users (the listing, under the file's index lock, or
-    /// an mmap() family) for as long as the result is used.
+    /// a mapping) for as long as the result is used.
     unsafe fn frame(&self) -> &ForeignGrant {
         // SAFETY: `users` is not zero while the caller holds a user, so `frame` is initialised
         // and only the releaser, which cannot exist yet, would take it (type invariant).
@@ -349,7 +289,7 @@ enum Slots {
 /// The grants of one ALLOC, held by value: slot `i` has key `start + i * XEN_PAGE_SIZE`.
 ///
 /// A batch is reference-counted ([`ARef`]) and shared by the file's index (while any of its
-/// slots is listed) and by every mmap() family that covers some of its slots; each slot counts
+/// slots is listed) and by every mapping that covers some of its slots; each slot counts
 /// its own users, and is released, firing its notification and ending its grant, when the last
 /// one lets go.
 ///
@@ -368,7 +308,7 @@ pub(crate) struct GrantBatch {
     listed: Atomic<u32>,
     start: u64,
     slots: Slots,
-    mapping: BatchMapping,
+    inline: InlineMappingState,
 }
 
 // SAFETY: Every batch is reference-counted through `refs`, and lives (in its slab object) until
@@ -437,7 +377,7 @@ impl GrantBatch {
                     listed: Atomic::new(count as u32),
                     start: 0,
                     slots,
-                    mapping: BatchMapping::new(),
+                    inline: InlineMappingState::new(),
                 })
                 .map_err(GrantError::Other)?;
             // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
@@ -460,7 +400,7 @@ impl GrantBatch {
         ids: &mut [u8],
         made: &mut usize,
     ) -> Result<Slots, GrantError> {
-        let mut record = |k: usize, slot: &GrantSlot| {
+        let mut write_id = |k: usize, slot: &GrantSlot| {
             // SAFETY: The slot is new and listed; nothing else can reach it.
             let gref = unsafe { slot.frame() }.gref();
             if let Some(id) = ids.get_mut(k * size_of::<u32>()..(k + 1) * size_of::<u32>()) {
@@ -471,7 +411,7 @@ impl GrantBatch {
             let page = PageRef::alloc_zeroed().map_err(GrantError::Other)?;
             let slot = GrantSlot::new(ForeignGrant::new(domid, page, 0, 1, writable)?);
             *made = 1;
-            record(0, &slot);
+            write_id(0, &slot);
             return Ok(Slots::One(slot));
         }
         let mut slots =
@@ -490,7 +430,7 @@ impl GrantBatch {
                 let frame = ForeignGrant::new(domid, page_ref, xen_index, in_page, writable)?;
                 let slot = GrantSlot::new(frame);
                 *made += 1;
-                record(*made - 1, &slot);
+                write_id(*made - 1, &slot);
                 // Within the capacity reserved above, so this does not fail.
                 slots
                     .push_within_capacity(slot)
@@ -682,44 +622,49 @@ impl<'a> ListedBatch<'a> {
         self.unlist(0..self.batch.len());
     }
 
-    /// Adds a mapping user to every slot of `range`, if they are all listed; `false` (and no
-    /// user taken) otherwise.
-    fn add_mapping(self, range: core::ops::Range<usize>) -> bool {
-        let Some(slots) = self.batch.slots().get(range) else {
-            return false;
-        };
+    /// Adds a mapping user to every slot of `range`: `ENOENT` unless they are all listed,
+    /// `ENOMEM` if one already has as many mappings as its count holds (no user taken either
+    /// way).
+    fn add_mapping(self, range: core::ops::Range<usize>) -> Result {
+        let slots = self.batch.slots().get(range).ok_or(ENOENT)?;
         // Stable while we are serialised with the index (type invariant).
         if !slots.iter().all(GrantSlot::is_listed) {
-            return false;
+            return Err(ENOENT);
+        }
+        // Only mappings add to the count, and only under the index lock: it cannot grow
+        // meanwhile, so none carries into `LISTED`.
+        if slots
+            .iter()
+            .any(|slot| slot.users.load(Relaxed) & !LISTED == MAX_MAPPINGS)
+        {
+            return Err(ENOMEM);
         }
         for slot in slots {
             // A listed slot has a user already: it cannot be released meanwhile.
             slot.users.add(1, Relaxed);
         }
-        true
+        Ok(())
     }
 }
 
-/// Slots `first..first + count` of a batch, each holding one mapping user for as long as the
-/// segment lives.
+/// Slots `first..first + count` of a batch, a run of consecutive slots that a mapping covers,
+/// each holding one mapping user for as long as the run lives.
 ///
 /// # Invariants
 ///
-/// The segment owns one mapping user on each slot of its range.
-pub(crate) struct MappedSlots {
+/// The run owns one mapping user on each slot of its range.
+pub(crate) struct SlotRun {
     batch: ARef<GrantBatch>,
     first: usize,
     count: usize,
 }
 
-impl MappedSlots {
+impl SlotRun {
     /// Takes a mapping user on slots `first..first + count` of `batch`; `ENOENT` unless they
-    /// are all listed.
+    /// are all listed, `ENOMEM` if one has as many mappings as it can count.
     pub(crate) fn new(batch: ListedBatch<'_>, first: usize, count: usize) -> Result<Self> {
         let end = first.checked_add(count).ok_or(ENOENT)?;
-        if !batch.add_mapping(first..end) {
-            return Err(ENOENT);
-        }
+        batch.add_mapping(first..end)?;
         // INVARIANT: One mapping user taken on each slot of the range.
         Ok(Self {
             batch: ARef::from(batch.batch()),
@@ -728,177 +673,172 @@ impl MappedSlots {
         })
     }
 
-    /// The position of the slot right after the segment, if the batch has one at `key`.
+    /// The position of the slot right after the run, if the batch has one at `key`.
     pub(crate) fn following_slot(&self, key: u64) -> Option<usize> {
         let i = self.first + self.count;
         (self.batch.slot_of(key) == Some(i)).then_some(i)
     }
 
-    /// Extends the segment by the `count` slots that follow it, found listed in `batch`, the
-    /// segment's batch; `ENOENT` (and the segment unchanged) unless they all are.
+    /// Extends the run by the `count` slots that follow it, found listed in `batch`, the run's
+    /// batch; `ENOENT` (and the run unchanged) unless they all are, `ENOMEM` as [`SlotRun::new`].
     pub(crate) fn extend(&mut self, batch: ListedBatch<'_>, count: usize) -> Result {
         let end = self.first + self.count;
         let new_end = end.checked_add(count).ok_or(ENOENT)?;
-        if !core::ptr::eq(batch.batch(), &*self.batch) || !batch.add_mapping(end..new_end) {
+        if !core::ptr::eq(batch.batch(), &*self.batch) {
             return Err(ENOENT);
         }
+        batch.add_mapping(end..new_end)?;
         // INVARIANT: The added slots have their mapping user.
         self.count += count;
         Ok(())
     }
 
-    /// The kernel pages of the segment, in order.
+    /// The kernel pages of the run, in order.
     pub(crate) fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
-        // SAFETY: The segment holds a mapping user on each of its slots (type invariant), for as
+        // SAFETY: The run holds a mapping user on each of its slots (type invariant), for as
         // long as `self` is borrowed.
         unsafe { self.batch.pages(self.first..self.first + self.count) }
     }
 
-    /// Hands the segment's slots to its batch's family record ([`BatchMapping`]), if no other
-    /// family has claimed it; gives the segment back otherwise. `batch` is the segment's batch
-    /// as its file's index lists it: claims are serialised by that index.
-    pub(crate) fn into_family(self, batch: ListedBatch<'_>) -> Result<ARef<BatchMapping>, Self> {
+    /// Hands the run's slots to its batch's inline mapping, if no other mapping has claimed it;
+    /// gives the run back otherwise. `batch` is the run's batch as its file's index lists it:
+    /// claims are serialised by that index.
+    pub(crate) fn into_inline(self, batch: ListedBatch<'_>) -> Result<ARef<InlineMapping>, Self> {
         if !core::ptr::eq(batch.batch(), &*self.batch) {
             return Err(self);
         }
-        let record = &self.batch.mapping;
+        let state = &self.batch.inline;
         // Acquire: pairs with the release of the last holder, whose reads of `first` and `count`
         // then come before the writes below.
-        if record.claimed.load(Acquire) != 0 {
+        if state.claimed.load(Acquire) != 0 {
             return Err(self);
         }
         let (Ok(first), Ok(count)) = (u32::try_from(self.first), u32::try_from(self.count)) else {
             return Err(self);
         };
         // SAFETY: Not claimed, and we are serialised with the index listing the batch (the
-        // witness): nobody else reads or writes `first` and `count` (`BatchMapping`'s
+        // witness): nobody else reads or writes `first` and `count` (`InlineMappingState`'s
         // invariants).
         unsafe {
-            *record.first.get() = first;
-            *record.count.get() = count;
+            *state.first.get() = first;
+            *state.count.get() = count;
         }
-        record.vmas.store(1, Relaxed);
-        record.claimed.store(1, Relaxed);
-        // INVARIANT: The segment's mapping users and its batch reference go to the record, which
-        // has one reference, returned here.
+        state.vmas.set(1);
+        state.claimed.store(1, Relaxed);
+        // INVARIANT: The run's mapping users and its batch reference go to the claimed inline
+        // mapping, which has one reference, returned here.
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is not used again, nor dropped: its batch reference is moved out once.
         let batch = unsafe { core::ptr::read(&this.batch) };
-        let record = NonNull::from(&batch.mapping);
-        let _ = ARef::into_raw(batch);
-        // SAFETY: The record's one reference, claimed above.
-        Ok(unsafe { ARef::from_raw(record) })
+        // A pointer to the whole batch (not to its `inline` field), so that what the mapping
+        // reaches through it stays within what the pointer may access.
+        let mapping = ARef::into_raw(batch).cast::<InlineMapping>();
+        // SAFETY: `InlineMapping` is a transparent view of the batch, and this is the one
+        // reference of the claim made above (`InlineMapping`'s invariants).
+        Ok(unsafe { ARef::from_raw(mapping) })
     }
 }
 
-impl Drop for MappedSlots {
+impl Drop for SlotRun {
     fn drop(&mut self) {
         self.batch.drop_mapping(self.first..self.first + self.count);
     }
 }
 
-/// The mmap() family record every batch carries, so that the most common mapping, of slots of
-/// one batch (libxengnttab maps what one ALLOC made, once), needs no allocation: while claimed,
-/// it stands for one family, holding a mapping user on each of its slots and a reference on the
-/// batch, and counts the family's VMAs. A mapping that finds it claimed gets a
-/// `MappingRange` of its own (`gntalloc.rs`).
+/// The bookkeeping of the mapping every batch can carry inline, so that the most common
+/// mapping, of slots of one batch (libxengnttab maps what one ALLOC made, once), needs no
+/// allocation. While claimed it is an [`InlineMapping`]; a mapping that finds it claimed gets a
+/// `SpanMapping` of its own (`gntalloc.rs`).
 ///
 /// # Invariants
 ///
-/// - While `claimed` is set, `vmas` counts the references held on the record (one per VMA of
-///   its family, or the mmap() call's), and the record holds one mapping user on each slot of
-///   `first..first + count` and one reference on its batch. `first` and `count` change only
-///   while `claimed` is clear, under the index lock of the file listing the batch.
+/// - While `claimed` is set, `vmas` counts the references on the [`InlineMapping`] (one per VMA
+///   of the mapping, or the mmap() call's; once saturated, it stays so and never frees), and the batch holds one mapping user on each slot of
+///   `first..first + count` and one reference on itself for them. `first` and `count` change
+///   only while `claimed` is clear, under the index lock of the file listing the batch.
 /// - `claimed` is set only under that lock, and cleared by whoever drops `vmas` to zero, after
 ///   its last use of `first` and `count`.
-pub(crate) struct BatchMapping {
+pub(crate) struct InlineMappingState {
     claimed: Atomic<u32>,
-    vmas: Atomic<u32>,
+    vmas: Refcount,
     first: UnsafeCell<u32>,
     count: UnsafeCell<u32>,
 }
 
-impl BatchMapping {
-    const fn new() -> Self {
+impl InlineMappingState {
+    fn new() -> Self {
         // INVARIANT: not claimed.
         Self {
             claimed: Atomic::new(0),
-            vmas: Atomic::new(0),
+            vmas: Refcount::new(0),
             first: UnsafeCell::new(0),
             count: UnsafeCell::new(0),
         }
     }
+}
 
-    /// The batch that carries the record.
-    fn batch(&self) -> &GrantBatch {
-        let record = core::ptr::from_ref(self);
-        // SAFETY: Every record is the `mapping` field of a batch, which is live while the
-        // record is referenced: stepping back by the field's offset gives that batch.
-        unsafe {
-            &*record
-                .byte_sub(offset_of!(GrantBatch, mapping))
-                .cast::<GrantBatch>()
-        }
-    }
+// SAFETY: `first` and `count` are written only while unclaimed (under the index lock) and read
+// only by holders of a reference on the claimed mapping; everything else is atomic.
+unsafe impl Sync for InlineMappingState {}
+// SAFETY: As `Sync`; the state owns nothing that is tied to a thread.
+unsafe impl Send for InlineMappingState {}
 
-    /// The slots of the family, as `first..first + count`.
-    ///
-    /// # Safety
-    ///
-    /// The record is claimed and the caller holds a reference on it.
-    unsafe fn slots(&self) -> core::ops::Range<usize> {
-        // SAFETY: Claimed, so `first` and `count` do not change until the last reference,
-        // which the caller still holds, is dropped (type invariant).
-        let (first, count) = unsafe { (*self.first.get() as usize, *self.count.get() as usize) };
+/// A batch's inline mapping while claimed: the only state in which it is reference-counted, by
+/// the VMAs of the mapping (see [`InlineMappingState`]). A transparent view of the batch.
+///
+/// # Invariants
+///
+/// An `InlineMapping` is only reached through a counted reference ([`ARef`], from
+/// [`SlotRun::into_inline`] or a copy of it), so `self.0.inline` is claimed whenever one is
+/// borrowed.
+#[repr(transparent)]
+pub(crate) struct InlineMapping(GrantBatch);
+
+impl InlineMapping {
+    /// The slots of the mapping, as `first..first + count`.
+    fn slots(&self) -> core::ops::Range<usize> {
+        let state = &self.0.inline;
+        // SAFETY: Claimed (type invariant), so `first` and `count` do not change until the last
+        // reference, which whoever borrows `self` still holds, is dropped.
+        let (first, count) = unsafe { (*state.first.get() as usize, *state.count.get() as usize) };
         first..first + count
     }
 
-    /// The kernel pages of the family, in order.
-    ///
-    /// # Safety
-    ///
-    /// As [`BatchMapping::slots`].
-    pub(crate) unsafe fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
-        // SAFETY: As this function's contract.
-        let range = unsafe { self.slots() };
-        // SAFETY: The record holds a mapping user on each slot of `range` while the caller holds
-        // its reference (type invariant), and the borrow of `self` lasts no longer.
-        unsafe { self.batch().pages(range) }
+    /// The kernel pages of the mapping, in order.
+    pub(crate) fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
+        // SAFETY: The claimed mapping holds a mapping user on each of its slots while a
+        // reference on it is held (type invariants), and the borrow of `self` lasts no longer.
+        unsafe { self.0.pages(self.slots()) }
     }
 }
 
-// SAFETY: `first` and `count` are written only while no reference exists (under the index
-// lock) and read only by reference holders; everything else is atomic.
-unsafe impl Sync for BatchMapping {}
-// SAFETY: As `Sync`; the record owns nothing that is tied to a thread.
-unsafe impl Send for BatchMapping {}
-
-// SAFETY: A claimed record keeps its batch, and therefore itself, alive until its count drops to
-// zero; every reference handed out counts in `vmas` (type invariants).
-unsafe impl AlwaysRefCounted for BatchMapping {
+// SAFETY: A claimed inline mapping keeps its batch, and therefore itself, alive until its count
+// drops to zero; every reference handed out counts in `vmas` (type invariants).
+unsafe impl AlwaysRefCounted for InlineMapping {
     fn inc_ref(&self) {
-        self.vmas.add(1, Relaxed);
+        // Saturates (and then never frees) rather than wrap, as every `refcount_t`.
+        self.0.inline.vmas.inc();
     }
 
     unsafe fn dec_ref(obj: NonNull<Self>) {
-        // SAFETY: The caller owns a reference (function contract): the record is claimed and its
+        // SAFETY: The caller owns a reference (function contract): the mapping is claimed and its
         // batch live.
-        let record = unsafe { obj.as_ref() };
-        // Fully ordered, as a refcount's decrement.
-        if record.vmas.fetch_sub(1, Full) != 1 {
+        let mapping = unsafe { obj.as_ref() };
+        let state = &mapping.0.inline;
+        if !state.vmas.dec_and_test() {
             return;
         }
-        // SAFETY: This was the last reference: the record is ours until `claimed` is cleared.
-        let range = unsafe { record.slots() };
-        let batch = record.batch();
-        batch.drop_mapping(range);
-        // The reference the record held on its batch, taken out before the record is released
-        // (a new claimer may take another one right after).
-        // SAFETY: Claimed records hold one reference on their batch (type invariant).
-        let batch = unsafe { ARef::from_raw(NonNull::from(batch)) };
+        // This was the last reference: the state is ours until `claimed` is cleared.
+        let range = mapping.slots();
+        mapping.0.drop_mapping(range);
+        // The reference the claim held on the batch, taken out before the state is released (a
+        // new claimer may take another one right after).
+        // SAFETY: A claimed inline mapping holds one reference on its batch (type invariants),
+        // and `obj` points at that batch.
+        let batch = unsafe { ARef::from_raw(obj.cast::<GrantBatch>()) };
         // INVARIANT: Released after the last use of `first` and `count`; the release orders
         // those uses before a new claimer's writes.
-        record.claimed.store(0, Release);
+        state.claimed.store(0, Release);
         drop(batch);
     }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Dedicated slab caches for the driver's two hot objects, a [`GrantBatch`] (one per ALLOC) and
-//! a [`MappingRange`] (one per mmap()), and the reference counting built on them.
+//! a [`SpanMapping`] (one per mmap()), and the reference counting built on them.
 //!
 //! `KBox`/`Arc` allocate through `krealloc()`, which costs about twice a slab cache's
 //! allocation on the share cycle's path (`run-qemu --profile share_cycle_1` shows it). A cache
@@ -11,7 +11,7 @@
 //! `KVec` allocate through `kmalloc`/`krealloc`); this file is what such a type would offer.
 //!
 //! [`GrantBatch`]: crate::grant::GrantBatch
-//! [`MappingRange`]: crate::MappingRange
+//! [`SpanMapping`]: crate::SpanMapping
 
 use core::{
     marker::PhantomData,

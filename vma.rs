@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! VMA families: data shared by every VMA descended from one `mmap()` call.
+//! Data shared by every VMA descended from one `mmap()` call: the driver's mapping.
 //!
 //! The `kernel` crate of 7.3 can set up a VMA in `->mmap` but has no way to learn when it is
 //! split, copied or removed. This file fills that gap with the smallest sound piece: it installs
@@ -13,8 +13,8 @@
 //! - `close` runs exactly once per VMA when it is removed (mm replaces `vm_ops` afterwards):
 //!   it drops that VMA's reference.
 //!
-//! The data is dropped when the last VMA of the family is gone. mm never calls `close` for a VMA
-//! whose `->mmap` failed, so [`VmaFamily::attach`] must be the last step of a successful `mmap`.
+//! The data is dropped when the last of those VMAs is gone. mm never calls `close` for a VMA
+//! whose `->mmap` failed, so [`VmaShared::attach`] must be the last step of a successful `mmap`.
 //! Both callbacks run with `mmap_lock` held and may sleep, and so may `T`'s `Drop`.
 
 use core::{
@@ -30,12 +30,12 @@ use kernel::{
     },
 };
 
-/// The `vm_operations_struct` of the VMAs of one family type `T`.
-pub(crate) struct VmaFamily<T: AlwaysRefCounted + Send + Sync + 'static>(PhantomData<T>);
+/// The `vm_operations_struct` of VMAs that share one `T` (one per `mmap()` call).
+pub(crate) struct VmaShared<T: AlwaysRefCounted + Send + Sync + 'static>(PhantomData<T>);
 
-impl<T: AlwaysRefCounted + Send + Sync + 'static> VmaFamily<T> {
-    /// The callbacks of the family. A borrow in a `const` initialiser has the `'static` lifetime,
-    /// so every VMA of the family may keep pointing at it; no promotion rule is relied on.
+impl<T: AlwaysRefCounted + Send + Sync + 'static> VmaShared<T> {
+    /// The callbacks. A borrow in a `const` initialiser has the `'static` lifetime, so every VMA
+    /// may keep pointing at it; no promotion rule is relied on.
     const OPS: &'static bindings::vm_operations_struct = &bindings::vm_operations_struct {
         open: Some(Self::open),
         close: Some(Self::close),
@@ -58,7 +58,7 @@ impl<T: AlwaysRefCounted + Send + Sync + 'static> VmaFamily<T> {
 
     /// # Safety
     ///
-    /// Called by mm, with `mmap_lock` held, for a VMA copied from one of this family: its
+    /// Called by mm, with `mmap_lock` held, for a VMA copied from one that shares a `T`: its
     /// `vm_private_data` is the source VMA's, which still owns its own reference.
     unsafe extern "C" fn open(vma: *mut bindings::vm_area_struct) {
         // SAFETY: By the function's contract `vm_private_data` came from `attach`, and the
@@ -70,10 +70,10 @@ impl<T: AlwaysRefCounted + Send + Sync + 'static> VmaFamily<T> {
 
     /// # Safety
     ///
-    /// Called by mm, with `mmap_lock` held, exactly once for each VMA of this family as it is
+    /// Called by mm, with `mmap_lock` held, exactly once for each VMA that shares a `T` as it is
     /// removed.
     unsafe extern "C" fn close(vma: *mut bindings::vm_area_struct) {
-        // SAFETY: Each VMA of the family owns one reference, from `attach` or `open`, on the
+        // SAFETY: Each VMA that shares a `T` owns one reference, from `attach` or `open`, on the
         // object at `vm_private_data` (not null: `attach` stored an `ARef`'s pointer); this is
         // its only `close`, so the reference is given back exactly once.
         drop(unsafe { ARef::from_raw(NonNull::new_unchecked((*vma).vm_private_data.cast::<T>())) });

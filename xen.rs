@@ -200,8 +200,14 @@ impl ForeignGrant {
         if xen_index >= page_grants || page_grants > XEN_PAGES_PER_PAGE {
             return Err(GrantError::Other(EINVAL));
         }
+        // Both at most `XEN_PAGES_PER_PAGE` (16), checked above.
+        let (Ok(xen_index), Ok(page_grants)) =
+            (u16::try_from(xen_index), u16::try_from(page_grants))
+        else {
+            return Err(GrantError::Other(EINVAL));
+        };
         // SAFETY: The page is alive (`PageRef` invariant) and `xen_index` is inside it.
-        let gfn = unsafe { raw::gntalloc_rs_page_gfn(page.as_ptr(), xen_index as u32) };
+        let gfn = unsafe { raw::gntalloc_rs_page_gfn(page.as_ptr(), u32::from(xen_index)) };
         // SAFETY: Any domid and frame may be passed; the core only writes a grant entry.
         let ret = unsafe { raw::gnttab_grant_foreign_access(domid, gfn, i32::from(!writable)) };
         if ret < 0 {
@@ -213,11 +219,11 @@ impl ForeignGrant {
         }
         // INVARIANT: The core returned a new reference for the frame of `page`, and we keep the
         // page reference until the grant ends.
-        // The casts are lossless: both values are at most `XEN_PAGES_PER_PAGE` (16).
         Ok(Self {
-            gref: ret as u32,
-            xen_index: xen_index as u16,
-            page_grants: page_grants as u16,
+            // Not negative, checked above.
+            gref: ret.unsigned_abs(),
+            xen_index,
+            page_grants,
             page: Some(page),
         })
     }
@@ -229,12 +235,12 @@ impl ForeignGrant {
 
     /// Index of the granted Xen page inside its kernel page.
     pub(crate) fn xen_index(&self) -> usize {
-        self.xen_index as usize
+        usize::from(self.xen_index)
     }
 
     /// Number of granted Xen pages in the kernel page (1 on 4K kernels).
     pub(crate) fn page_grants(&self) -> usize {
-        self.page_grants as usize
+        usize::from(self.page_grants)
     }
 
     /// The granted kernel page, unless the grant has been ended.
@@ -305,10 +311,16 @@ impl Drop for EvtchnRef {
     }
 }
 
+/// The pages of memory the kernel manages.
+pub(crate) fn totalram_pages() -> usize {
+    // SAFETY: Reads a counter; no precondition.
+    unsafe { raw::gntalloc_rs_totalram_pages() }
+}
+
 /// Retries ending deferred grants: the periodic work item's body, which [`reclaim_init`] hands
 /// to the C shim.
 extern "C" fn reclaim_run() {
-    crate::grant::reclaim_deferred(None);
+    crate::deferred::retry_run();
 }
 
 /// Gives the C shim's work item its body. Called once at module init, before anything can arm

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xen/gntalloc.h>
@@ -30,6 +31,15 @@ typedef uint16_t domid_t;
 #define GNTALLOC_DEV "/dev/xen/gntalloc"
 #define XPAGE 4096UL
 #define DOMID_SELF_ID 0 /* tests run in dom0 and grant to themselves */
+
+/* Seconds on the monotonic clock. */
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static inline long page_size(void)
 {
@@ -344,9 +354,9 @@ static inline void fault_task(int on)
 	write_long("/proc/self/make-it-fail", on);
 }
 
-/* ALLOC with a heap buffer; returns 0 or -errno. */
-static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *index,
-			    uint32_t *ids)
+/* ALLOC of `count` grants for `domid`, with a heap buffer; returns 0 or -errno. */
+static inline int gnt_alloc_for(int fd, uint16_t domid, uint32_t count, uint16_t flags,
+				uint64_t *index, uint32_t *ids)
 {
 	size_t len = sizeof(struct ioctl_gntalloc_alloc_gref) + 4 * (size_t)count;
 	struct ioctl_gntalloc_alloc_gref *op = calloc(1, len);
@@ -354,7 +364,7 @@ static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *in
 
 	if (!op)
 		return -ENOMEM;
-	op->domid = DOMID_SELF_ID;
+	op->domid = domid;
 	op->flags = flags;
 	op->count = count;
 	ret = ioctl(fd, IOCTL_GNTALLOC_ALLOC_GREF, op) ? -errno : 0;
@@ -366,6 +376,13 @@ static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *in
 	}
 	free(op);
 	return ret;
+}
+
+/* ALLOC for this domain itself (the gntdev "remote" of the one-domain tests). */
+static inline int gnt_alloc(int fd, uint32_t count, uint16_t flags, uint64_t *index,
+			    uint32_t *ids)
+{
+	return gnt_alloc_for(fd, DOMID_SELF_ID, count, flags, index, ids);
 }
 
 static inline int gnt_dealloc(int fd, uint64_t index, uint32_t count)

@@ -121,9 +121,27 @@ static inline int xdom_unmap_each(xengnttab_handle *gt, uint8_t **each, unsigned
  */
 #include <libxenvchan.h>
 
-/* Bytes of each ring: four 4K grants. */
+/*
+ * Bytes of each ring: four 4K grants where the client's kernel has 4K pages; one where it
+ * has bigger ones. libxenvchan's client maps a ring of several grants with one
+ * xengnttab_map_domain_grant_refs() call (tools/libs/vchan/init.c, init_gnt_cli), which a
+ * 64K kernel's gntdev refuses (see xdom_map_each); one grant at a time it maps.
+ */
 #define XDOM_VCHAN_RING 16384
+#define XDOM_VCHAN_RING_ONE_GRANT 4096
 #define XDOM_VCHAN_CHUNK 16384
+
+/* The ring size for a client whose kernel pages are `client_page` bytes. */
+static inline unsigned int xdom_vchan_ring(long client_page)
+{
+	return client_page == XDOM_PAGE ? XDOM_VCHAN_RING : XDOM_VCHAN_RING_ONE_GRANT;
+}
+
+/* Bytes of the ring that v reads from. */
+static inline unsigned int xdom_vchan_read_ring(const struct libxenvchan *v)
+{
+	return 1u << v->read.order;
+}
 
 struct xdom_stream {
 	uint64_t state, fnv;
@@ -217,9 +235,10 @@ static inline int xdom_vchan_send(struct libxenvchan *v, uint64_t bytes, uint64_
  * offset), and how many of the bytes read with it are wrong, and zero.
  */
 static inline void xdom_vchan_mismatch(char *msg, size_t len, uint64_t at, const uint8_t *got,
-				       int n, struct xdom_stream st, const uint8_t *lap)
+				       int n, struct xdom_stream st, const uint8_t *lap,
+				       unsigned int ring)
 {
-	uint64_t ring_off = at % XDOM_VCHAN_RING;
+	uint64_t ring_off = at % ring;
 	int wrong = 0, zero = 0, stale = 0;
 
 	/* st is the generator at `at`, by value: it runs ahead here only. */
@@ -229,34 +248,35 @@ static inline void xdom_vchan_mismatch(char *msg, size_t len, uint64_t at, const
 		if (got[i] != want) {
 			wrong++;
 			zero += got[i] == 0;
-			stale += at + i >= XDOM_VCHAN_RING &&
-				 got[i] == lap[(ring_off + i) % XDOM_VCHAN_RING];
+			stale += at + i >= ring && got[i] == lap[(ring_off + i) % ring];
 		}
 	}
 	snprintf(msg, len,
-		 "byte %llu (ring offset %llu of %d, page offset %llu) is %#x; of the %d bytes "
+		 "byte %llu (ring offset %llu of %u, page offset %llu) is %#x; of the %d bytes "
 		 "read from there %d are wrong, %d of them zero and %d the previous lap's",
-		 (unsigned long long)at, (unsigned long long)ring_off, XDOM_VCHAN_RING,
+		 (unsigned long long)at, (unsigned long long)ring_off, ring,
 		 (unsigned long long)(at % 4096), got[0], n, wrong, zero, stale);
 }
 
 /*
  * Compares the `n` bytes read at stream offset `done` with what the stream says, and sums
  * them: 0 if every byte is right, otherwise -1 with what the first wrong one looks like in
- * msg. `lap` (XDOM_VCHAN_RING bytes) keeps the last lap's expected bytes for that report.
+ * msg. `lap` (XDOM_VCHAN_RING bytes) keeps the last lap's expected bytes of the `ring`
+ * bytes long ring (at most XDOM_VCHAN_RING) for that report.
  */
-static inline int xdom_vchan_compare(struct xdom_stream *st, uint8_t *lap, uint64_t done,
-				     const uint8_t *buf, int n, char *msg, size_t len)
+static inline int xdom_vchan_compare(struct xdom_stream *st, uint8_t *lap, unsigned int ring,
+				     uint64_t done, const uint8_t *buf, int n, char *msg,
+				     size_t len)
 {
 	for (int i = 0; i < n; i++) {
 		struct xdom_stream here = *st;
 		uint8_t want = xdom_stream_next(st);
 
 		if (buf[i] != want) {
-			xdom_vchan_mismatch(msg, len, done + i, buf + i, n - i, here, lap);
+			xdom_vchan_mismatch(msg, len, done + i, buf + i, n - i, here, lap, ring);
 			return -1;
 		}
-		lap[(done + i) % XDOM_VCHAN_RING] = want;
+		lap[(done + i) % ring] = want;
 		xdom_stream_sum(st, buf[i]);
 	}
 	return 0;
@@ -287,7 +307,7 @@ static inline int xdom_vchan_receive(struct libxenvchan *v, uint64_t bytes, uint
 			}
 			continue;
 		}
-		if (xdom_vchan_compare(&st, lap, done, buf, r, msg, len))
+		if (xdom_vchan_compare(&st, lap, xdom_vchan_read_ring(v), done, buf, r, msg, len))
 			return -1;
 		done += r;
 	}

@@ -18,15 +18,30 @@
  *                                (0xa5) and that event as unmap notification,
  *                                and waits -> ok REF
  *   kill                      -> SIGKILLs that child (its file closes)
- *   vserver PEER PATH MIB SEED -> a child serves a libxenvchan at xenstore PATH
- *                                for domain PEER (its rings granted through the
- *                                module), sends MIB MiB of stream SEED, then
- *                                receives MIB MiB of stream SEED+1
+ *   vserver PEER PATH MIB SEED RING
+ *                             -> a child serves a libxenvchan at xenstore PATH
+ *                                for domain PEER (its rings of RING bytes granted
+ *                                through the module), sends MIB MiB of stream
+ *                                SEED, then receives MIB MiB of stream SEED+1
  *   vclient PEER PATH MIB SEED -> a child connects to PEER's libxenvchan at
  *                                PATH, receives stream SEED, sends SEED+1
  *   vwait                     -> waits for that child: ok SENT_SUM RECEIVED_SUM,
  *                                or err WHY
  *   vkill                     -> SIGKILLs that child mid-transfer
+ *   galloc ID N DOMID RW      -> ok INDEX REF...: N grants for DOMID made with the
+ *                                device's own ioctls on a file of their own, mapped
+ *                                whole and filled with side 1's bytes of share ID
+ *                                (grant k at offset k*4096, packed sixteen to a 64K
+ *                                page by ours)
+ *   gcheck ID WHO             -> that mapping holds side WHO's bytes
+ *   gdealloc ID FIRST COUNT   -> DEALLOC of grants FIRST..FIRST+COUNT-1 (4K slots)
+ *   gnotify ID SLOT OFF PORT  -> binds dom0's unbound PORT and arms SET_UNMAP_NOTIFY
+ *                                (clear byte OFF of grant SLOT's frame, which it sets
+ *                                to 0xa5 first, and send that event)
+ *   gunmap ID, gclose ID      -> munmap that mapping; close the file (its release)
+ *   reset                     -> ends whatever an earlier test left behind (shares,
+ *                                mappings, files, children, bound ports): ok N, N
+ *                                the things it ended
  *   exit
  */
 #include <signal.h>
@@ -49,6 +64,20 @@ struct area {
 	uint8_t **each;
 };
 
+/*
+ * An allocation made with the device's ioctls directly, for what libxengnttab cannot ask:
+ * DEALLOC of one 4K slot of a kernel page, a notification in a slot other than the first,
+ * the file's release while dom0 still maps its grants.
+ */
+struct raw_alloc {
+	int fd; /* -1: unused */
+	uint64_t index;
+	unsigned int n;
+	uint8_t *map; /* all n grants, grant_span(n) bytes, or NULL once unmapped */
+	int port;     /* the local port bound for its notification, or -1 */
+};
+
+static struct raw_alloc raws[32];
 static struct xs_handle *xs;
 static xengntshr_handle *gs;
 static xengnttab_handle *gt;
@@ -72,7 +101,7 @@ static const char *loaded_module(void)
  * "SENT_SUM RECEIVED_SUM" or the reason it failed.
  */
 static int vchan_transfer(int server, int peer, const char *path, uint64_t bytes, uint64_t seed,
-			  int fd)
+			  size_t ring, int fd)
 {
 	struct libxenvchan *v = NULL;
 	uint64_t sent = 0, received = 0;
@@ -80,7 +109,7 @@ static int vchan_transfer(int server, int peer, const char *path, uint64_t bytes
 	int rc = 1;
 
 	if (server) {
-		v = libxenvchan_server_init(NULL, peer, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
+		v = libxenvchan_server_init(NULL, peer, path, ring, ring);
 	} else {
 		/* The server may not have written its rings' refs yet. */
 		for (int i = 0; i < 300 && !v; i++) {
@@ -116,6 +145,168 @@ static struct area *slot(struct area *table, const char *arg)
 	unsigned long id = strtoul(arg ? arg : "", NULL, 0);
 
 	return id < 256 ? &table[id] : NULL;
+}
+
+static struct raw_alloc *raw_slot(const char *arg)
+{
+	unsigned long id = strtoul(arg ? arg : "", NULL, 0);
+
+	return id < sizeof(raws) / sizeof(raws[0]) ? &raws[id] : NULL;
+}
+
+/* Unmaps and closes r and unbinds its port: the number of those it had (0 if unused). */
+static int raw_end(struct raw_alloc *r)
+{
+	int ended = 0;
+
+	if (r->map) {
+		munmap(r->map, grant_span(r->n));
+		r->map = NULL;
+		ended++;
+	}
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+		ended++;
+	}
+	if (r->port >= 0) {
+		xenevtchn_unbind(xce, r->port);
+		r->port = -1;
+		ended++;
+	}
+	return ended;
+}
+
+/* The raw allocation verbs (galloc, gcheck, gdealloc, gnotify, gunmap, gclose). */
+static void handle_raw(const char *verb, struct raw_alloc *r, unsigned int id, char **save,
+		       char *out, size_t len)
+{
+	char msg[160];
+
+	if (!r) {
+		snprintf(out, len, "err no such allocation");
+	} else if (strcmp(verb, "galloc") == 0) {
+		unsigned int n = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		uint16_t domid = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		int rw = atoi(strtok_r(NULL, " ", save) ?: "1"), err, off;
+		uint32_t refs[XDOM_MAX_PAGES];
+		void *p;
+
+		if (r->fd >= 0 || n == 0 || n > XDOM_MAX_PAGES) {
+			snprintf(out, len, "err bad galloc request");
+			return;
+		}
+		r->fd = open(GNTALLOC_DEV, O_RDWR | O_CLOEXEC);
+		if (r->fd < 0) {
+			snprintf(out, len, "err open: %s", strerror(errno));
+			return;
+		}
+		err = gnt_alloc_for(r->fd, domid, n, rw ? GNTALLOC_FLAG_WRITABLE : 0, &r->index, refs);
+		p = err ? MAP_FAILED : gnt_map(r->fd, r->index, grant_span(n));
+		if (p == MAP_FAILED) {
+			snprintf(out, len, "err %s: %s", err ? "ALLOC" : "mmap", strerror(err ? -err : errno));
+			raw_end(r);
+			return;
+		}
+		r->map = p;
+		r->n = n;
+		xdom_fill(r->map, 1, id, 0, n);
+		off = snprintf(out, len, "ok %llu", (unsigned long long)r->index);
+		for (unsigned int k = 0; k < n && off < (int)len; k++)
+			off += snprintf(out + off, len - off, " %u", refs[k]);
+	} else if (r->fd < 0) {
+		snprintf(out, len, "err no such allocation");
+	} else if (strcmp(verb, "gcheck") == 0) {
+		int who = atoi(strtok_r(NULL, " ", save) ?: "0");
+
+		if (!r->map)
+			snprintf(out, len, "err not mapped");
+		else if (xdom_check(r->map, who, id, 0, r->n, msg, sizeof(msg)))
+			snprintf(out, len, "err %s", msg);
+		else
+			snprintf(out, len, "ok");
+	} else if (strcmp(verb, "gdealloc") == 0) {
+		unsigned int first = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		unsigned int count = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		int err = gnt_dealloc(r->fd, r->index + first * XDOM_PAGE, count);
+
+		snprintf(out, len, err ? "err DEALLOC: %s" : "ok", strerror(-err));
+	} else if (strcmp(verb, "gnotify") == 0) {
+		unsigned int slot = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		unsigned int off = strtoul(strtok_r(NULL, " ", save) ?: "0", NULL, 0);
+		uint32_t remote_port = strtoul(strtok_r(NULL, " ", save) ?: "", NULL, 0);
+		xenevtchn_port_or_error_t port;
+		int err;
+
+		if (r->port >= 0 || slot >= r->n || off >= XDOM_PAGE) {
+			snprintf(out, len, "err bad gnotify request");
+			return;
+		}
+		port = xenevtchn_bind_interdomain(xce, 0, remote_port);
+		if (port < 0) {
+			snprintf(out, len, "err bind_interdomain(0, %u): %s", remote_port, strerror(errno));
+			return;
+		}
+		r->port = port;
+		if (r->map)
+			r->map[slot * XDOM_PAGE + off] = 0xa5;
+		err = gnt_notify(r->fd, r->index + slot * XDOM_PAGE + off,
+				 UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT, port);
+		snprintf(out, len, err ? "err SET_UNMAP_NOTIFY: %s" : "ok", strerror(-err));
+	} else if (strcmp(verb, "gunmap") == 0) {
+		if (!r->map || munmap(r->map, grant_span(r->n))) {
+			snprintf(out, len, "err munmap: %s", r->map ? strerror(errno) : "not mapped");
+			return;
+		}
+		r->map = NULL;
+		snprintf(out, len, "ok");
+	} else { /* gclose: the port stays bound until reset, for an event still on its way */
+		if (r->map)
+			munmap(r->map, grant_span(r->n));
+		r->map = NULL;
+		close(r->fd);
+		r->fd = -1;
+		snprintf(out, len, "ok");
+	}
+}
+
+/* Ends what earlier tests left behind: the number of things ended. */
+static int reset(void)
+{
+	int ended = 0;
+
+	for (unsigned int i = 0; i < 256; i++) {
+		if (shares[i].addr) {
+			xengntshr_unshare(gs, shares[i].addr, shares[i].n);
+			shares[i].addr = NULL;
+			ended++;
+		}
+		if (maps[i].addr) {
+			if (maps[i].each)
+				xdom_unmap_each(gt, maps[i].each, maps[i].n);
+			else
+				xengnttab_unmap(gt, maps[i].addr, maps[i].n);
+			maps[i].addr = NULL;
+			maps[i].each = NULL;
+			ended++;
+		}
+	}
+	for (unsigned int i = 0; i < sizeof(raws) / sizeof(raws[0]); i++)
+		ended += raw_end(&raws[i]);
+	if (notifier > 0) {
+		kill(notifier, SIGKILL);
+		waitpid(notifier, NULL, 0);
+		notifier = -1;
+		ended++;
+	}
+	if (vchan_child > 0) {
+		kill(vchan_child, SIGKILL);
+		waitpid(vchan_child, NULL, 0);
+		close(vchan_result);
+		vchan_child = vchan_result = -1;
+		ended++;
+	}
+	return ended;
 }
 
 static void handle(char *line, char *out, size_t len)
@@ -277,7 +468,12 @@ static void handle(char *line, char *out, size_t len)
 		char *path = strtok_r(NULL, " ", &save);
 		uint64_t bytes = strtoull(strtok_r(NULL, " ", &save) ?: "0", NULL, 0) << 20;
 		uint64_t seed = strtoull(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
+		size_t ring = strtoul(strtok_r(NULL, " ", &save) ?: "0", NULL, 0);
 
+		if (verb[1] == 's' && (ring == 0 || ring > XDOM_VCHAN_RING)) {
+			snprintf(out, len, "err bad ring size");
+			return;
+		}
 		if (vchan_child > 0 || !path || pipe(pipefd)) {
 			snprintf(out, len, "err a transfer already runs, or no path");
 			return;
@@ -285,7 +481,7 @@ static void handle(char *line, char *out, size_t len)
 		vchan_child = fork();
 		if (vchan_child == 0) {
 			close(pipefd[0]);
-			_exit(vchan_transfer(verb[1] == 's', peer, path, bytes, seed, pipefd[1]));
+			_exit(vchan_transfer(verb[1] == 's', peer, path, bytes, seed, ring, pipefd[1]));
 		}
 		close(pipefd[1]);
 		vchan_result = pipefd[0];
@@ -359,6 +555,12 @@ static void handle(char *line, char *out, size_t len)
 		}
 		fclose(f);
 		snprintf(out, len, "ok %d", found);
+	} else if (verb[0] == 'g' && (strcmp(verb, "galloc") == 0 || strcmp(verb, "gcheck") == 0 ||
+				      strcmp(verb, "gdealloc") == 0 || strcmp(verb, "gnotify") == 0 ||
+				      strcmp(verb, "gunmap") == 0 || strcmp(verb, "gclose") == 0)) {
+		handle_raw(verb, raw_slot(a1), atoi(a1 ?: "0"), &save, out, len);
+	} else if (strcmp(verb, "reset") == 0) {
+		snprintf(out, len, "ok %d", reset());
 	} else if (strcmp(verb, "kill") == 0) {
 		if (notifier <= 0) {
 			snprintf(out, len, "err no notifier");
@@ -377,6 +579,8 @@ int main(void)
 {
 	char last[32] = "", out[1024];
 
+	for (unsigned int i = 0; i < sizeof(raws) / sizeof(raws[0]); i++)
+		raws[i].fd = raws[i].port = -1;
 	xs = xs_open(0);
 	gt = xengnttab_open(NULL, 0);
 	xce = xenevtchn_open(NULL, 0);

@@ -27,6 +27,7 @@ FIXTURE(xdom)
 	xengnttab_handle *gt;
 	xengntshr_handle *gs;
 	unsigned int domid;
+	long guest_page; /* the guest kernel's page size */
 	char dir[64];
 	char resp[1024];
 };
@@ -130,7 +131,12 @@ FIXTURE_SETUP(xdom)
 	self->gs = xengntshr_open(NULL, 0);
 	ASSERT_NE(NULL, self->gs) TH_LOG("xengntshr_open: %s", strerror(errno));
 	ASSERT_EQ(0, agent(self, "hello")) TH_LOG("agent: %s", self->resp);
+	ASSERT_EQ(1, sscanf(self->resp, "ok %*u %ld", &self->guest_page)) TH_LOG("%s", self->resp);
 	TH_LOG("guest %u: %s", self->domid, self->resp);
+	/* A test that failed half-way left shares or children in the agent: end them first. */
+	ASSERT_EQ(0, agent(self, "reset")) TH_LOG("agent: %s", self->resp);
+	if (strcmp(self->resp, "ok 0") != 0)
+		TH_LOG("the agent ended what an earlier test left: %s", self->resp);
 }
 
 FIXTURE_TEARDOWN(xdom)
@@ -178,9 +184,10 @@ TEST_F_TIMEOUT(xdom, guest_grants_pages_each_own_bytes, 600)
 			uint8_t **each = xdom_map_each(self->gt, self->domid, refs, n, PROT_READ);
 
 			ASSERT_NE(NULL, each) TH_LOG("map %u refs: %s", n, strerror(errno));
-			for (unsigned int k = 0; k < n; k++)
+			for (unsigned int k = 0; k < n; k++) {
 				ASSERT_EQ(0, xdom_check(each[k], 2, n, k, 1, msg, sizeof(msg)))
 					TH_LOG("n %u: %s", n, msg);
+			}
 			ASSERT_EQ(0, xdom_unmap_each(self->gt, each, n));
 		}
 		ASSERT_EQ(0, agent(self, "check %u 2", n)) TH_LOG("n %u: guest sees %s", n, self->resp);
@@ -239,8 +246,9 @@ TEST_F(xdom, grant_is_for_its_domid_only)
 				  strerror(errno));
 	if (p)
 		xengnttab_unmap(self->gt, p, 1);
-	for (int id = 1; id <= 3; id++)
+	for (int id = 1; id <= 3; id++) {
 		EXPECT_EQ(0, agent(self, "unshare %d", id)) TH_LOG("%s", self->resp);
+	}
 
 	uint8_t *mine = xengntshr_share_pages(self->gs, 1000, 1, &ref, 1);
 
@@ -493,6 +501,224 @@ static void dom0_counters_return(struct __test_metadata *_metadata, long use0, l
 	       rust_stat("deferred"));
 }
 
+/* Polls (up to 20 s) until the guest's counters read use/def (ours only); 0 once they do. */
+static int guest_counters_reach(FIXTURE_DATA(xdom) *self, long use, long def, long *got_use,
+				long *got_def)
+{
+	double deadline = now() + 20;
+
+	do {
+		if (guest_stats(self, got_use, got_def))
+			return -1;
+		if (*got_use == use && *got_def == def)
+			return 0;
+		usleep(100000);
+	} while (now() < deadline);
+	return -1;
+}
+
+#define SUBPAGE_GRANTS 16 /* one 64K kernel page of 4K grants with ours */
+#define REVOKED_SLOT 5
+#define KEPT_SLOT 9
+
+/*
+ * The guest grants sixteen 4K grants, one 64K kernel page of a 64K guest with ours (sixteen
+ * pages of a 4K one), and dom0 maps each ref on its own: each shows its own 4K, and dom0's
+ * writes through each land at that grant's offset in the guest's mapping. Then, with its
+ * siblings still mapped by dom0:
+ *  - one grant is revoked (the guest DEALLOCs that one 4K slot and unmaps): a new map of
+ *    its ref fails, the fifteen others keep their bytes;
+ *  - the guest closes the file: the fifteen are deferred (ours counts each), and as dom0
+ *    unmaps all but one they end one by one, while the page lives on for the last: dom0
+ *    still writes and reads it (a page freed under it would be caught by the guest's
+ *    poison sweep, zy_guest_free_pages_swept);
+ *  - dom0 unmaps the last one: it ends, and the guest's counters are back where they were.
+ * Upstream on a 64K guest grants only the first 4K of each page (B6) and fails here.
+ */
+TEST_F_TIMEOUT(xdom, guest_page_of_sixteen_grants_revoked_and_deferred_one_by_one, 300)
+{
+	uint32_t vals[1 + SUBPAGE_GRANTS], *refs = vals + 1;
+	uint8_t *m[SUBPAGE_GRANTS] = { NULL };
+	long use0, def0, use, def;
+	char msg[160];
+
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "galloc 20 %d 0 1", SUBPAGE_GRANTS)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1 + SUBPAGE_GRANTS, parse_refs(self->resp, vals, 1 + SUBPAGE_GRANTS));
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		m[k] = xengnttab_map_grant_ref(self->gt, self->domid, refs[k], PROT_READ | PROT_WRITE);
+		ASSERT_NE(NULL, m[k]) TH_LOG("map ref %u (grant %u): %s", refs[k], k, strerror(errno));
+		ASSERT_EQ(0, xdom_check(m[k], 1, 20, k, 1, msg, sizeof(msg))) TH_LOG("%s", msg);
+		TH_LOG("grant %2u, ref %u, the guest's offset %#x: %02x %02x %02x %02x ... %02x",
+		       k, refs[k], k * 4096, m[k][0], m[k][1], m[k][2], m[k][3], m[k][4095]);
+		xdom_fill(m[k], 2, 20, k, 1);
+	}
+	ASSERT_EQ(0, agent(self, "gcheck 20 2")) TH_LOG("the guest sees %s", self->resp);
+
+	ASSERT_EQ(0, xengnttab_unmap(self->gt, m[REVOKED_SLOT], 1));
+	m[REVOKED_SLOT] = NULL;
+	ASSERT_EQ(0, agent(self, "gdealloc 20 %d 1", REVOKED_SLOT)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "gunmap 20")) TH_LOG("%s", self->resp);
+	EXPECT_TRUE(dom0_map_fails_soon(self, refs[REVOKED_SLOT]))
+		TH_LOG("ref %u still maps 20 s after the guest revoked it", refs[REVOKED_SLOT]);
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		if (m[k])
+			EXPECT_EQ(0, xdom_check(m[k], 2, 20, k, 1, msg, sizeof(msg)))
+				TH_LOG("a sibling after the revocation: %s", msg);
+	}
+	if (rust()) {
+		EXPECT_EQ(0, guest_counters_reach(self, use0 + 15, def0, &use, &def))
+			TH_LOG("in_use %ld, deferred %ld; expected %ld, %ld", use, def, use0 + 15, def0);
+	}
+
+	ASSERT_EQ(0, agent(self, "gclose 20")) TH_LOG("%s", self->resp);
+	if (rust()) {
+		EXPECT_EQ(0, guest_counters_reach(self, use0 + 15, def0 + 15, &use, &def))
+			TH_LOG("after close: in_use %ld, deferred %ld", use, def);
+	}
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		if (!m[k] || k == KEPT_SLOT)
+			continue;
+		EXPECT_EQ(0, xdom_check(m[k], 2, 20, k, 1, msg, sizeof(msg))) TH_LOG("after close: %s", msg);
+		EXPECT_EQ(0, xengnttab_unmap(self->gt, m[k], 1));
+		m[k] = NULL;
+	}
+	if (rust()) {
+		EXPECT_EQ(0, guest_counters_reach(self, use0 + 1, def0 + 1, &use, &def))
+			TH_LOG("one grant left: in_use %ld, deferred %ld", use, def);
+		TH_LOG("the guest's counters with one grant of the page still mapped by dom0: "
+		       "in_use %ld, deferred %ld", use, def);
+	}
+	EXPECT_EQ(0, xdom_check(m[KEPT_SLOT], 2, 20, KEPT_SLOT, 1, msg, sizeof(msg))) TH_LOG("%s", msg);
+	xdom_fill(m[KEPT_SLOT], 2, 21, KEPT_SLOT, 1);
+	EXPECT_EQ(0, xdom_check(m[KEPT_SLOT], 2, 21, KEPT_SLOT, 1, msg, sizeof(msg))) TH_LOG("%s", msg);
+	EXPECT_EQ(0, xengnttab_unmap(self->gt, m[KEPT_SLOT], 1));
+	EXPECT_TRUE(dom0_map_fails_soon(self, refs[KEPT_SLOT]))
+		TH_LOG("ref %u still maps 20 s after dom0 unmapped it", refs[KEPT_SLOT]);
+	if (rust())
+		guest_counters_return(_metadata, self, use0, def0);
+}
+
+/*
+ * The same with dom0's module granting sixteen grants (one 64K page of a 64K dom0) and the
+ * guest mapping each ref as a mapping of its own (one 4K page of a 4K guest).
+ */
+TEST_F_TIMEOUT(xdom, dom0_page_of_sixteen_grants_revoked_and_deferred_one_by_one, 300)
+{
+	long use0 = rust_stat("in_use"), def0 = rust_stat("deferred");
+	uint32_t refs[SUBPAGE_GRANTS];
+	uint64_t index;
+	char msg[160];
+	uint8_t *p;
+	double deadline;
+	int fd, mapped;
+
+	fd = open(GNTALLOC_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd) TH_LOG("open: %s", strerror(errno));
+	ASSERT_EQ(0, gnt_alloc_for(fd, self->domid, SUBPAGE_GRANTS, GNTALLOC_FLAG_WRITABLE, &index,
+				   refs));
+	p = gnt_map(fd, index, grant_span(SUBPAGE_GRANTS));
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("mmap: %s", strerror(errno));
+	/* Each grant k as its own share 30 + k, mapped by the guest as mapping 30 + k. */
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++)
+		xdom_fill(p + k * XDOM_PAGE, 1, 30 + k, 0, 1);
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		ASSERT_EQ(0, agent(self, "map %u 0 1 %u", 30 + k, refs[k])) TH_LOG("%s", self->resp);
+		ASSERT_EQ(0, agent(self, "mcheck %u 1", 30 + k)) TH_LOG("grant %u: %s", k, self->resp);
+		ASSERT_EQ(0, agent(self, "mwrite %u 2", 30 + k)) TH_LOG("%s", self->resp);
+	}
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		ASSERT_EQ(0, xdom_check(p + k * XDOM_PAGE, 2, 30 + k, 0, 1, msg, sizeof(msg)))
+			TH_LOG("grant %u: %s", k, msg);
+	}
+
+	ASSERT_EQ(0, agent(self, "unmap %u", 30 + REVOKED_SLOT)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, gnt_dealloc(fd, index + REVOKED_SLOT * XDOM_PAGE, 1));
+	ASSERT_EQ(0, munmap(p, grant_span(SUBPAGE_GRANTS)));
+	deadline = now() + 20;
+	while ((mapped = agent(self, "map 29 0 0 %u", refs[REVOKED_SLOT]) == 0) && now() < deadline) {
+		agent(self, "unmap 29");
+		usleep(200000);
+	}
+	EXPECT_FALSE(mapped) TH_LOG("the guest still maps ref %u 20 s after dom0 revoked it",
+				    refs[REVOKED_SLOT]);
+	if (mapped)
+		agent(self, "unmap 29");
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		if (k != REVOKED_SLOT)
+			EXPECT_EQ(0, agent(self, "mcheck %u 2", 30 + k))
+				TH_LOG("a sibling after the revocation: %s", self->resp);
+	}
+
+	ASSERT_EQ(0, close(fd));
+	if (rust()) {
+		EXPECT_EQ(def0 + 15, rust_stat("deferred"));
+		EXPECT_EQ(use0 + 15, rust_stat("in_use"));
+	}
+	for (unsigned int k = 0; k < SUBPAGE_GRANTS; k++) {
+		if (k != REVOKED_SLOT && k != KEPT_SLOT)
+			EXPECT_EQ(0, agent(self, "unmap %u", 30 + k)) TH_LOG("%s", self->resp);
+	}
+	if (rust()) {
+		deadline = now() + 20;
+		while (rust_stat("deferred") != def0 + 1 && now() < deadline)
+			usleep(100000);
+		EXPECT_EQ(def0 + 1, rust_stat("deferred"));
+		EXPECT_EQ(use0 + 1, rust_stat("in_use"));
+	}
+	EXPECT_EQ(0, agent(self, "mcheck %u 2", 30 + KEPT_SLOT)) TH_LOG("%s", self->resp);
+	EXPECT_EQ(0, agent(self, "mwrite %u 1", 30 + KEPT_SLOT)) TH_LOG("%s", self->resp);
+	EXPECT_EQ(0, agent(self, "mcheck %u 1", 30 + KEPT_SLOT)) TH_LOG("%s", self->resp);
+	EXPECT_EQ(0, agent(self, "unmap %u", 30 + KEPT_SLOT)) TH_LOG("%s", self->resp);
+	if (rust())
+		dom0_counters_return(_metadata, use0, def0);
+}
+
+/*
+ * Unmap notification in a sub-page other than the first: the guest arms it on byte 7 of
+ * grant 5 of sixteen (inside the first 64K page of a 64K guest, at 5*4096 + 7) and closes
+ * the file; dom0, which maps that grant, gets the event, and by then that one byte is clear
+ * in the frame it maps, every other byte as before. Upstream on a 64K guest keeps a 12-bit
+ * offset and grants only sub-page 0 (B6).
+ */
+TEST_F(xdom, unmap_notify_in_a_later_subpage_reaches_dom0)
+{
+	xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+	uint32_t vals[1 + SUBPAGE_GRANTS], *refs = vals + 1;
+	xenevtchn_port_or_error_t port;
+	const unsigned int slot = 5, off = 7;
+	uint8_t *p, before[4096];
+	struct pollfd pfd;
+	long use0, def0;
+	int changed = 0;
+
+	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
+	ASSERT_NE(NULL, xce) TH_LOG("xenevtchn_open: %s", strerror(errno));
+	port = xenevtchn_bind_unbound_port(xce, self->domid);
+	ASSERT_LE(0, port) TH_LOG("bind_unbound_port: %s", strerror(errno));
+	ASSERT_EQ(0, agent(self, "galloc 22 %d 0 1", SUBPAGE_GRANTS)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(1 + SUBPAGE_GRANTS, parse_refs(self->resp, vals, 1 + SUBPAGE_GRANTS));
+	ASSERT_EQ(0, agent(self, "gnotify 22 %u %u %d", slot, off, port)) TH_LOG("%s", self->resp);
+	p = xengnttab_map_grant_ref(self->gt, self->domid, refs[slot], PROT_READ);
+	ASSERT_NE(NULL, p) TH_LOG("map: %s", strerror(errno));
+	memcpy(before, p, sizeof(before));
+	EXPECT_EQ(0xa5, before[off]) TH_LOG("grant %u's frame does not hold the byte the guest set", slot);
+	ASSERT_EQ(0, agent(self, "gclose 22")) TH_LOG("%s", self->resp);
+	pfd.fd = xenevtchn_fd(xce);
+	pfd.events = POLLIN;
+	ASSERT_EQ(1, poll(&pfd, 1, 20000)) TH_LOG("no event within 20 s of the close");
+	EXPECT_EQ(port, xenevtchn_pending(xce));
+	xenevtchn_unmask(xce, port);
+	EXPECT_EQ(0, p[off]) TH_LOG("byte %u of grant %u is %#x after the event", off, slot, p[off]);
+	for (unsigned int i = 0; i < sizeof(before); i++)
+		changed += i != off && p[i] != before[i];
+	EXPECT_EQ(0, changed) TH_LOG("%d other bytes of the frame changed", changed);
+	EXPECT_EQ(0, xengnttab_unmap(self->gt, p, 1));
+	xenevtchn_close(xce);
+	if (rust())
+		guest_counters_return(_metadata, self, use0, def0);
+}
+
 static struct libxenvchan *vchan_connect(int domid, const char *path)
 {
 	struct libxenvchan *v = NULL;
@@ -525,7 +751,9 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 
 	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
 	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan", self->domid);
-	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 17", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 17 %u", path, VCHAN_MIB,
+			   xdom_vchan_ring(sysconf(_SC_PAGESIZE))))
+		TH_LOG("%s", self->resp);
 	v = vchan_connect(self->domid, path);
 	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
 	t0 = now();
@@ -563,7 +791,8 @@ TEST_F_TIMEOUT(xdom, vchan_both_ends_in_dom0_64mib_each_way, 600)
 	pid_t client;
 
 	snprintf(path, sizeof(path), "/local/domain/0/data/xgr-vchan-self");
-	v = libxenvchan_server_init(NULL, 0, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
+	v = libxenvchan_server_init(NULL, 0, path, xdom_vchan_ring(sysconf(_SC_PAGESIZE)),
+				    xdom_vchan_ring(sysconf(_SC_PAGESIZE)));
 	ASSERT_NE(NULL, v) TH_LOG("server_init(%s): %s", path, strerror(errno));
 	v->blocking = 0;
 	ASSERT_EQ(0, pipe(pipefd));
@@ -620,7 +849,8 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 	double t0;
 
 	snprintf(path, sizeof(path), "/local/domain/0/data/xgr-vchan-%u", self->domid);
-	v = libxenvchan_server_init(NULL, self->domid, path, XDOM_VCHAN_RING, XDOM_VCHAN_RING);
+	v = libxenvchan_server_init(NULL, self->domid, path, xdom_vchan_ring(self->guest_page),
+				    xdom_vchan_ring(self->guest_page));
 	ASSERT_NE(NULL, v) TH_LOG("server_init(%s): %s", path, strerror(errno));
 	v->blocking = 0;
 	ASSERT_EQ(0, agent(self, "vclient 0 %s %d 23", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
@@ -662,7 +892,9 @@ TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
 
 	ASSERT_EQ(0, guest_stats(self, &use0, &def0)) TH_LOG("%s", self->resp);
 	snprintf(path, sizeof(path), "/local/domain/%u/data/xgr-vchan-kill", self->domid);
-	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 29", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
+	ASSERT_EQ(0, agent(self, "vserver 0 %s %d 29 %u", path, VCHAN_MIB,
+			   xdom_vchan_ring(sysconf(_SC_PAGESIZE))))
+		TH_LOG("%s", self->resp);
 	v = vchan_connect(self->domid, path);
 	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
 	xdom_stream_init(&st, 29);
@@ -671,7 +903,8 @@ TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
 		if (r == 0 && xdom_vchan_wait(v) < 0)
 			break;
 		if (r > 0) {
-			bad = xdom_vchan_compare(&st, lap, got, buf, r, msg, sizeof(msg));
+			bad = xdom_vchan_compare(&st, lap, xdom_vchan_read_ring(v), got, buf, r, msg,
+						 sizeof(msg));
 			got += r;
 		}
 	}
@@ -687,7 +920,8 @@ TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
 		if (r < 0)
 			break;
 		if (r > 0) {
-			bad = xdom_vchan_compare(&st, lap, got, buf, r, msg, sizeof(msg));
+			bad = xdom_vchan_compare(&st, lap, xdom_vchan_read_ring(v), got, buf, r, msg,
+						 sizeof(msg));
 			got += r;
 		}
 		if (r == 0 && poll(&pfd, 1, 1000) == 1)
@@ -741,19 +975,28 @@ TEST_F(xdom, zz_destroy_guest_while_mapped_both_ways)
 	long use0 = rust_stat("in_use"), def0 = rust_stat("deferred");
 	char msg[160], cmd[64];
 	uint32_t refs[2], mine[2];
-	uint8_t *p, *q;
+	uint8_t *p, *q, **each = NULL;
 
 	ASSERT_EQ(0, agent(self, "share 14 2 0 1")) TH_LOG("%s", self->resp);
 	ASSERT_EQ(2, parse_refs(self->resp, refs, 2));
-	p = xengnttab_map_domain_grant_refs(self->gt, 2, self->domid, refs, PROT_READ);
+	if (sysconf(_SC_PAGESIZE) == XDOM_PAGE) {
+		p = xengnttab_map_domain_grant_refs(self->gt, 2, self->domid, refs, PROT_READ);
+	} else {
+		each = xdom_map_each(self->gt, self->domid, refs, 2, PROT_READ);
+		p = each ? each[0] : NULL;
+	}
 	ASSERT_NE(NULL, p) TH_LOG("map: %s", strerror(errno));
 	q = xengntshr_share_pages(self->gs, self->domid, 2, mine, 1);
 	ASSERT_NE(NULL, q) TH_LOG("share_pages: %s", strerror(errno));
 	ASSERT_EQ(0, agent(self, "map 15 0 1%s", ref_list(mine, 2))) TH_LOG("%s", self->resp);
 	snprintf(cmd, sizeof(cmd), "xl destroy %u", self->domid);
 	ASSERT_EQ(0, system(cmd));
-	EXPECT_EQ(0, xdom_check(p, 1, 14, 0, 2, msg, sizeof(msg))) TH_LOG("after destroy: %s", msg);
-	EXPECT_EQ(0, xengnttab_unmap(self->gt, p, 2));
+	for (unsigned int k = 0; k < 2; k++) {
+		EXPECT_EQ(0, xdom_check(each ? each[k] : p + k * XDOM_PAGE, 1, 14, k, 1, msg,
+					sizeof(msg)))
+			TH_LOG("after destroy: %s", msg);
+	}
+	EXPECT_EQ(0, each ? xdom_unmap_each(self->gt, each, 2) : xengnttab_unmap(self->gt, p, 2));
 	EXPECT_EQ(0, xengntshr_unshare(self->gs, q, 2));
 	if (rust())
 		dom0_counters_return(_metadata, use0, def0);
