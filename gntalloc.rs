@@ -84,6 +84,7 @@ mod deferred;
 mod gntalloc_ioctl;
 mod grant;
 mod index;
+mod num;
 mod slab;
 mod vma;
 mod xen;
@@ -95,6 +96,7 @@ use grant::{
     UnmapNotify, //
 };
 use index::BatchIndex;
+use num::usize_to_u64;
 use slab::SlabCache;
 use vma::VmaShared;
 use xen::{
@@ -301,8 +303,8 @@ impl FileIndex {
 
     /// [`FileIndex::collect_mapping`] across batches: the first run and the others.
     fn collect_runs(&self, start: u64, pages: usize) -> Result<(SlotRun, Option<KVec<SlotRun>>)> {
-        let page_size = PAGE_SIZE as u64;
-        let end = (pages as u64)
+        let page_size = usize_to_u64(PAGE_SIZE);
+        let end = usize_to_u64(pages)
             .checked_mul(page_size)
             .and_then(|len| start.checked_add(len))
             .ok_or(ENOENT)?;
@@ -424,7 +426,9 @@ impl FileState {
                 if left == 0 {
                     break;
                 }
-                key = key.checked_add((n * XEN_PAGE_SIZE) as u64).ok_or(EINVAL)?;
+                key = key
+                    .checked_add(usize_to_u64(n * XEN_PAGE_SIZE))
+                    .ok_or(EINVAL)?;
                 cursor = cursor.move_next().ok_or(EINVAL)?;
             }
         }
@@ -444,7 +448,7 @@ impl FileState {
                 (n, listed.unlist(i..i + n))
             };
             left -= n;
-            key = key.wrapping_add((n * XEN_PAGE_SIZE) as u64);
+            key = key.wrapping_add(usize_to_u64(n * XEN_PAGE_SIZE));
             cursor = if emptied {
                 let (next, batch) = current.remove_current();
                 drop(batch);
@@ -545,8 +549,8 @@ impl MiscDevice for FileState {
             return Err(EINVAL);
         }
         // SAFETY: `vma` is being set up by `->mmap`: its fields are stable and ours to read.
-        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
-        let start = pgoff.checked_mul(PAGE_SIZE as u64).ok_or(ENOENT)?;
+        let pgoff = usize_to_u64(unsafe { (*vma.as_ptr()).vm_pgoff });
+        let start = pgoff.checked_mul(usize_to_u64(PAGE_SIZE)).ok_or(ENOENT)?;
         let pages = (vma.end() - vma.start()) / PAGE_SIZE;
         // Held until the mapping is complete (see the lock order): a DEALLOC waits for it, then
         // finds the grants mapped, or ended again if the mmap failed.

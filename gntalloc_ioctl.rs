@@ -41,6 +41,7 @@ use crate::{
         GrantBatch,
         UnmapNotify, //
     },
+    num::usize_to_u64,
     xen::{
         self,
         raw,
@@ -154,7 +155,10 @@ assert_abi!(
 );
 
 /// `_IOC(_IOC_NONE, 'G', nr, size)`: the encoding the ABI uses for all three commands.
+/// Evaluated at compile time only (the command constants): a size that does not fit the
+/// encoding's field fails the build there.
 const fn ioc_none(nr: u32, size: usize) -> u32 {
+    assert!(size < 1 << uapi::_IOC_SIZEBITS);
     (uapi::_IOC_NONE << uapi::_IOC_DIRSHIFT)
         | ((b'G' as u32) << uapi::_IOC_TYPESHIFT)
         | (nr << uapi::_IOC_NRSHIFT)
@@ -308,14 +312,14 @@ fn alloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
     deferred::retry_some();
     grant::reserve(count, limit)?;
 
-    let pages = count_us.div_ceil(XEN_PAGES_PER_PAGE) as u64;
-    let span = pages * kernel::page::PAGE_SIZE as u64;
+    let pages = usize_to_u64(count_us.div_ceil(XEN_PAGES_PER_PAGE));
+    let span = pages * usize_to_u64(kernel::page::PAGE_SIZE);
     // The pages and grants are made without the file's lock, so that mmap and page faults on
     // this file (which take it under `mmap_lock`) do not wait for a large allocation; one short
     // locked step then gives them their index range and lists them. A failed ALLOC thus never
     // takes an index range (upstream's B4 leaves it consumed).
     let index = if count > 0 {
-        match GrantBatch::build(count_us, domid, writable, ids) {
+        match GrantBatch::build(count, domid, writable, ids) {
             Ok(batch) => file.lock_index().place(batch, span),
             Err(e) => {
                 // Nothing is left behind: `build` ended what it made and returned the whole
@@ -378,9 +382,9 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     let op: UnmapNotifyArg = copy_in(arg, size_of::<UnmapNotifyArg>())?;
     let (index, action, port) = (op.index, op.action, op.event_channel_port);
 
-    let slot = index & !(XEN_PAGE_SIZE as u64 - 1);
+    let slot = index & !(usize_to_u64(XEN_PAGE_SIZE) - 1);
     // Below XEN_PAGE_SIZE (4096), so it fits: the conversion cannot fail.
-    let offset = u16::try_from(index & (XEN_PAGE_SIZE as u64 - 1)).map_err(|_| EINVAL)?;
+    let offset = u16::try_from(index & (usize_to_u64(XEN_PAGE_SIZE) - 1)).map_err(|_| EINVAL)?;
     let known = action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) == 0;
     // `evtchn_get` sleeps on Xen's `irq_mapping_update_lock`: the reference is taken before the
     // file's index lock, and a failure reported only after the slot and action checks, in

@@ -52,6 +52,10 @@ use kernel::{
 
 use crate::{
     deferred,
+    num::{
+        u32_to_usize,
+        usize_to_u64, //
+    },
     slab::SlabCache,
     xen::{
         self,
@@ -360,33 +364,36 @@ impl GrantBatch {
     /// carry. On failure nothing is left behind: the grants made so far are ended and the whole
     /// reservation is returned.
     pub(crate) fn build(
-        count: usize,
+        count: u32,
         domid: u16,
         writable: bool,
         ids: &mut [u8],
     ) -> Result<NewBatch, GrantError> {
         let mut made = 0usize;
-        let res = Self::build_slots(count, domid, writable, ids, &mut made).and_then(|slots| {
-            // INVARIANT: a `BATCHES` object with one reference (the `NewBatch`'s), every slot
-            // live, all listed, not in any tree; if the allocation fails, `slots` is dropped and
-            // each slot ends its own grant.
-            let batch = BATCHES
-                .alloc(Self {
-                    links: Opaque::new(bindings::rb_node::default()),
-                    refs: Refcount::new(1),
-                    listed: Atomic::new(count as u32),
-                    start: 0,
-                    slots,
-                    inline: InlineMappingState::new(),
-                })
-                .map_err(GrantError::Other)?;
-            // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
-            Ok(NewBatch(unsafe { ARef::from_raw(batch) }))
-        });
+        let res = Self::build_slots(u32_to_usize(count), domid, writable, ids, &mut made).and_then(
+            |slots| {
+                // INVARIANT: a `BATCHES` object with one reference (the `NewBatch`'s), every slot
+                // live, all listed, not in any tree; if the allocation fails, `slots` is dropped and
+                // each slot ends its own grant.
+                let batch = BATCHES
+                    .alloc(Self {
+                        links: Opaque::new(bindings::rb_node::default()),
+                        refs: Refcount::new(1),
+                        listed: Atomic::new(count),
+                        start: 0,
+                        slots,
+                        inline: InlineMappingState::new(),
+                    })
+                    .map_err(GrantError::Other)?;
+                // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
+                Ok(NewBatch(unsafe { ARef::from_raw(batch) }))
+            },
+        );
         if res.is_err() {
             // The slots made were dropped with their batch (or its parts), each returning its
             // own reservation; return the rest.
-            unreserve((count - made) as u32);
+            // `made` is at most `count`, a `u32`.
+            unreserve(count - u32::try_from(made).unwrap_or(count));
         }
         res
     }
@@ -474,16 +481,16 @@ impl GrantBatch {
 
     /// Key of the last slot: the batch's key in its file's index.
     pub(crate) fn last_key(&self) -> u64 {
-        self.start + (self.len().saturating_sub(1) * xen::XEN_PAGE_SIZE) as u64
+        self.start + usize_to_u64(self.len().saturating_sub(1) * xen::XEN_PAGE_SIZE)
     }
 
     /// The position of the slot with `key`, if the batch has one.
     pub(crate) fn slot_of(&self, key: u64) -> Option<usize> {
         let off = key.checked_sub(self.start)?;
-        if off % xen::XEN_PAGE_SIZE as u64 != 0 {
+        if off % usize_to_u64(xen::XEN_PAGE_SIZE) != 0 {
             return None;
         }
-        let i = usize::try_from(off / xen::XEN_PAGE_SIZE as u64).ok()?;
+        let i = usize::try_from(off / usize_to_u64(xen::XEN_PAGE_SIZE)).ok()?;
         (i < self.len()).then_some(i)
     }
 
@@ -496,7 +503,7 @@ impl GrantBatch {
 
     /// Number of slots still listed.
     pub(crate) fn listed(&self) -> usize {
-        self.listed.load(Relaxed) as usize
+        u32_to_usize(self.listed.load(Relaxed))
     }
 
     /// The kernel pages of the slots `range`, in order: each page's first slot's page.
@@ -800,7 +807,12 @@ impl InlineMapping {
         let state = &self.0.inline;
         // SAFETY: Claimed (type invariant), so `first` and `count` do not change until the last
         // reference, which whoever borrows `self` still holds, is dropped.
-        let (first, count) = unsafe { (*state.first.get() as usize, *state.count.get() as usize) };
+        let (first, count) = unsafe {
+            (
+                u32_to_usize(*state.first.get()),
+                u32_to_usize(*state.count.get()),
+            )
+        };
         first..first + count
     }
 

@@ -67,14 +67,14 @@ impl<T> SlabCache<T> {
     /// before any object is allocated.
     pub(crate) fn create(&self, name: &'static CStr) -> Result {
         let mut args = bindings::kmem_cache_args {
-            align: align_of::<T>() as u32,
+            align: u32::try_from(align_of::<T>()).map_err(|_| EINVAL)?,
             ..pin_init::zeroed()
         };
         // SAFETY: `name` is a static NUL-terminated string; `args` is valid for the call.
         let cache = unsafe {
             bindings::__kmem_cache_create_args(
                 name.as_char_ptr(),
-                size_of::<T>() as u32,
+                u32::try_from(size_of::<T>()).map_err(|_| EINVAL)?,
                 &mut args,
                 0,
             )

@@ -211,7 +211,7 @@ impl ForeignGrant {
         // SAFETY: Any domid and frame may be passed; the core only writes a grant entry.
         let ret = unsafe { raw::gnttab_grant_foreign_access(domid, gfn, i32::from(!writable)) };
         if ret < 0 {
-            return Err(if ret == -(bindings::ENOSPC as i32) {
+            return Err(if ret == ENOSPC.to_errno() {
                 GrantError::TableFull
             } else {
                 GrantError::Other(Error::from_errno(ret))
