@@ -8,8 +8,9 @@
 //! after the agent has released), so it costs O(1) to add to and a bounded amount to retry:
 //!
 //! - Grants sit in chunks of [`CHUNK_GRANTS`], one 4K buffer each, listed in a vector of small
-//!   chunk headers that `kvmalloc` backs (32 bytes per chunk, 128 KiB for a million grants):
-//!   nothing large is copied under the lock, and no high-order allocation is ever asked for.
+//!   chunk headers that `kvmalloc` backs (48 bytes per chunk of 256 grants, 192 KiB for a
+//!   million grants, which vmalloc serves if contiguous memory is short): nothing large is
+//!   copied under the lock, and no high-order allocation is needed.
 //! - The periodic retry visits at most [`VISITS_PER_RUN`] chunks (each once) and tries at most
 //!   [`TRIES_PER_RUN`] grants per run, from the chunk where the last run stopped, and holds the
 //!   lock for one chunk at a time; it re-arms itself while anything is deferred.
