@@ -140,6 +140,16 @@ static int vchan_transfer(int server, int peer, const char *path, uint64_t bytes
 	return rc;
 }
 
+/* Binds dom0's unbound port `remote_port`: the local port, or -1 with the reason in out. */
+static xenevtchn_port_or_error_t bind_dom0_port(uint32_t remote_port, char *out, size_t len)
+{
+	xenevtchn_port_or_error_t port = xenevtchn_bind_interdomain(xce, 0, remote_port);
+
+	if (port < 0)
+		snprintf(out, len, "err bind_interdomain(0, %u): %s", remote_port, strerror(errno));
+	return port;
+}
+
 static struct area *slot(struct area *table, const char *arg)
 {
 	unsigned long id = strtoul(arg ? arg : "", NULL, 0);
@@ -242,11 +252,9 @@ static void handle_raw(const char *verb, struct raw_alloc *r, unsigned int id, c
 			snprintf(out, len, "err bad gnotify request");
 			return;
 		}
-		port = xenevtchn_bind_interdomain(xce, 0, remote_port);
-		if (port < 0) {
-			snprintf(out, len, "err bind_interdomain(0, %u): %s", remote_port, strerror(errno));
+		port = bind_dom0_port(remote_port, out, len);
+		if (port < 0)
 			return;
-		}
 		r->port = port;
 		if (r->map)
 			r->map[slot * XDOM_PAGE + off] = 0xa5;
@@ -439,11 +447,9 @@ static void handle(char *line, char *out, size_t len)
 			snprintf(out, len, "err a notifier already runs");
 			return;
 		}
-		port = xenevtchn_bind_interdomain(xce, 0, remote_port);
-		if (port < 0) {
-			snprintf(out, len, "err bind_interdomain(0, %u): %s", remote_port, strerror(errno));
+		port = bind_dom0_port(remote_port, out, len);
+		if (port < 0)
 			return;
-		}
 		notifier = fork();
 		if (notifier == 0) {
 			/* Its own handle: the share dies with this process (SIGKILL). */
