@@ -245,10 +245,7 @@ pub(crate) fn retry_some() {
 fn retry_newest() {
     let mut guard = DEFERRED.lock();
     let list = &mut *guard;
-    let Some(last) = list.chunks.len().checked_sub(1) else {
-        return;
-    };
-    let Some(chunk) = list.chunks.get_mut(last) else {
+    let Some(chunk) = list.chunks.last_mut() else {
         return;
     };
     let mut freed = 0;
@@ -265,7 +262,7 @@ fn retry_newest() {
         }
     }
     if chunk.grants.is_empty() {
-        swap_remove(&mut list.chunks, last);
+        list.chunks.pop();
     }
     let freed = count_out(list, freed);
     drop(guard);

@@ -634,16 +634,18 @@ impl<'a> ListedBatch<'a> {
     /// way).
     fn add_mapping(self, range: core::ops::Range<usize>) -> Result {
         let slots = self.batch.slots().get(range).ok_or(ENOENT)?;
-        // Stable while we are serialised with the index (type invariant).
-        if !slots.iter().all(GrantSlot::is_listed) {
-            return Err(ENOENT);
+        // One look at each slot for both checks. The listing is stable while we are serialised
+        // with the index (type invariant); only mappings add to the count, and only under the
+        // index lock, so it cannot grow meanwhile and none carries into `LISTED`.
+        let mut full = false;
+        for slot in slots {
+            let users = slot.users.load(Relaxed);
+            if users & LISTED == 0 {
+                return Err(ENOENT);
+            }
+            full |= users & !LISTED == MAX_MAPPINGS;
         }
-        // Only mappings add to the count, and only under the index lock: it cannot grow
-        // meanwhile, so none carries into `LISTED`.
-        if slots
-            .iter()
-            .any(|slot| slot.users.load(Relaxed) & !LISTED == MAX_MAPPINGS)
-        {
+        if full {
             return Err(ENOMEM);
         }
         for slot in slots {

@@ -34,14 +34,6 @@ FIXTURE(xdom)
 
 static unsigned int seq;
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /*
  * Sends one command to the agent and waits (up to 60 s) for its answer, left
  * in self->resp without the sequence number. Returns 0 if it starts with "ok".
@@ -51,7 +43,7 @@ static int agent(FIXTURE_DATA(xdom) *self, const char *fmt, ...)
 	char cmd[1024], path[96], tag[32];
 	unsigned int id = getpid() * 1000 + ++seq, len;
 	int off = snprintf(cmd, sizeof(cmd), "%u ", id);
-	double deadline = now() + 60;
+	double deadline = now_s() + 60;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -64,7 +56,7 @@ static int agent(FIXTURE_DATA(xdom) *self, const char *fmt, ...)
 	}
 	snprintf(path, sizeof(path), "%s/resp", self->dir);
 	snprintf(tag, sizeof(tag), "%u ", id);
-	while (now() < deadline) {
+	while (now_s() < deadline) {
 		char *r = xs_read(self->xs, XBT_NULL, path, &len);
 
 		if (r && strncmp(r, tag, strlen(tag)) == 0) {
@@ -338,7 +330,7 @@ static int guest_stats(FIXTURE_DATA(xdom) *self, long *in_use, long *deferred)
  */
 static int dom0_map_fails_soon(FIXTURE_DATA(xdom) *self, uint32_t ref)
 {
-	double deadline = now() + 20;
+	double deadline = now_s() + 20;
 
 	for (;;) {
 		void *p = xengnttab_map_grant_ref(self->gt, self->domid, ref, PROT_READ);
@@ -346,7 +338,7 @@ static int dom0_map_fails_soon(FIXTURE_DATA(xdom) *self, uint32_t ref)
 		if (!p)
 			return 1;
 		xengnttab_unmap(self->gt, p, 1);
-		if (now() > deadline)
+		if (now_s() > deadline)
 			return 0;
 		usleep(200000);
 	}
@@ -412,11 +404,11 @@ TEST_F(xdom, dom0_grants_deferred_until_guest_unmaps)
 		EXPECT_EQ(use0 + 1, rust_stat("in_use"));
 	}
 	ASSERT_EQ(0, agent(self, "unmap 12")) TH_LOG("%s", self->resp);
-	double deadline = now() + 20;
+	double deadline = now_s() + 20;
 	int mapped;
 
 	/* Ended once the guest has unmapped it: the guest's new maps fail within 20 s. */
-	while ((mapped = agent(self, "map 16 0 0 %u", refs[0]) == 0) && now() < deadline) {
+	while ((mapped = agent(self, "map 16 0 0 %u", refs[0]) == 0) && now_s() < deadline) {
 		agent(self, "unmap 16");
 		usleep(200000);
 	}
@@ -469,19 +461,33 @@ TEST_F(xdom, unmap_notify_reaches_dom0)
 		guest_counters_return(_metadata, self, use0, def0);
 }
 
+/*
+ * Polls (up to 20 s) until the guest's counters read use/def (ours only): 0 once they do, 1
+ * if they did not within 20 s, -1 if the agent did not answer (self->resp says why). The last
+ * values read are left in *got_use and *got_def.
+ */
+static int guest_counters_reach(FIXTURE_DATA(xdom) *self, long use, long def, long *got_use,
+				long *got_def)
+{
+	double deadline = now_s() + 20;
+
+	do {
+		if (guest_stats(self, got_use, got_def))
+			return -1;
+		if (*got_use == use && *got_def == def)
+			return 0;
+		usleep(100000);
+	} while (now_s() < deadline);
+	return 1;
+}
+
 /* Polls (up to 20 s) until the guest's counters are back at use0/def0 (ours only). */
 static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DATA(xdom) *self,
 				  long use0, long def0)
 {
-	double deadline = now() + 20;
-	long use, def;
+	long use = -1, def = -1;
 
-	do {
-		ASSERT_EQ(0, guest_stats(self, &use, &def)) TH_LOG("%s", self->resp);
-		if (use == use0 && def == def0)
-			break;
-		usleep(100000);
-	} while (now() < deadline);
+	ASSERT_LE(0, guest_counters_reach(self, use0, def0, &use, &def)) TH_LOG("%s", self->resp);
 	EXPECT_EQ(use0, use) TH_LOG("the guest's in_use: %ld, was %ld", use, use0);
 	EXPECT_EQ(def0, def) TH_LOG("the guest's deferred: %ld, was %ld", def, def0);
 	TH_LOG("the guest's counters after teardown: in_use %ld, deferred %ld", use, def);
@@ -490,31 +496,15 @@ static void guest_counters_return(struct __test_metadata *_metadata, FIXTURE_DAT
 /* Polls (up to 20 s) until dom0's own counters are back at use0/def0 (ours only). */
 static void dom0_counters_return(struct __test_metadata *_metadata, long use0, long def0)
 {
-	double deadline = now() + 20;
+	double deadline = now_s() + 20;
 
 	while ((rust_stat("in_use") != use0 || rust_stat("deferred") != def0) &&
-	       now() < deadline)
+	       now_s() < deadline)
 		usleep(100000);
 	EXPECT_EQ(use0, rust_stat("in_use"));
 	EXPECT_EQ(def0, rust_stat("deferred"));
 	TH_LOG("dom0's counters after teardown: in_use %ld, deferred %ld", rust_stat("in_use"),
 	       rust_stat("deferred"));
-}
-
-/* Polls (up to 20 s) until the guest's counters read use/def (ours only); 0 once they do. */
-static int guest_counters_reach(FIXTURE_DATA(xdom) *self, long use, long def, long *got_use,
-				long *got_def)
-{
-	double deadline = now() + 20;
-
-	do {
-		if (guest_stats(self, got_use, got_def))
-			return -1;
-		if (*got_use == use && *got_def == def)
-			return 0;
-		usleep(100000);
-	} while (now() < deadline);
-	return -1;
 }
 
 #define SUBPAGE_GRANTS 16 /* one 64K kernel page of 4K grants with ours */
@@ -635,8 +625,8 @@ TEST_F_TIMEOUT(xdom, dom0_page_of_sixteen_grants_revoked_and_deferred_one_by_one
 	ASSERT_EQ(0, agent(self, "unmap %u", 30 + REVOKED_SLOT)) TH_LOG("%s", self->resp);
 	ASSERT_EQ(0, gnt_dealloc(fd, index + REVOKED_SLOT * XDOM_PAGE, 1));
 	ASSERT_EQ(0, munmap(p, grant_span(SUBPAGE_GRANTS)));
-	deadline = now() + 20;
-	while ((mapped = agent(self, "map 29 0 0 %u", refs[REVOKED_SLOT]) == 0) && now() < deadline) {
+	deadline = now_s() + 20;
+	while ((mapped = agent(self, "map 29 0 0 %u", refs[REVOKED_SLOT]) == 0) && now_s() < deadline) {
 		agent(self, "unmap 29");
 		usleep(200000);
 	}
@@ -660,8 +650,8 @@ TEST_F_TIMEOUT(xdom, dom0_page_of_sixteen_grants_revoked_and_deferred_one_by_one
 			EXPECT_EQ(0, agent(self, "unmap %u", 30 + k)) TH_LOG("%s", self->resp);
 	}
 	if (rust()) {
-		deadline = now() + 20;
-		while (rust_stat("deferred") != def0 + 1 && now() < deadline)
+		deadline = now_s() + 20;
+		while (rust_stat("deferred") != def0 + 1 && now_s() < deadline)
 			usleep(100000);
 		EXPECT_EQ(def0 + 1, rust_stat("deferred"));
 		EXPECT_EQ(use0 + 1, rust_stat("in_use"));
@@ -756,7 +746,7 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 		TH_LOG("%s", self->resp);
 	v = vchan_connect(self->domid, path);
 	ASSERT_NE(NULL, v) TH_LOG("client_init(%s): %s", path, strerror(errno));
-	t0 = now();
+	t0 = now_s();
 	EXPECT_EQ(0, xdom_vchan_receive(v, (uint64_t)VCHAN_MIB << 20, 17, &received, msg, sizeof(msg)))
 		TH_LOG("guest to dom0: %s", msg);
 	EXPECT_EQ(0, xdom_vchan_send(v, (uint64_t)VCHAN_MIB << 20, 18, &sent, msg, sizeof(msg)))
@@ -769,7 +759,7 @@ TEST_F_TIMEOUT(xdom, vchan_guest_server_dom0_client_64mib_each_way, 600)
 	EXPECT_EQ(sent, g_received)
 		TH_LOG("dom0 sent %016" PRIx64 ", guest received %016" PRIx64, sent, g_received);
 	TH_LOG("%d MiB each way in %.1f s; checksums guest->dom0 %016" PRIx64 ", dom0->guest %016" PRIx64,
-	       VCHAN_MIB, now() - t0, received, sent);
+	       VCHAN_MIB, now_s() - t0, received, sent);
 	if (rust())
 		guest_counters_return(_metadata, self, use0, def0);
 }
@@ -821,7 +811,7 @@ TEST_F_TIMEOUT(xdom, vchan_both_ends_in_dom0_64mib_each_way, 600)
 	}
 	close(pipefd[1]);
 	ASSERT_EQ(0, xdom_vchan_connected(v)) TH_LOG("the client did not connect");
-	t0 = now();
+	t0 = now_s();
 	EXPECT_EQ(0, xdom_vchan_send(v, (uint64_t)VCHAN_MIB << 20, 31, &sent, msg, sizeof(msg)))
 		TH_LOG("server to client: %s", msg);
 	EXPECT_EQ(0, xdom_vchan_receive(v, (uint64_t)VCHAN_MIB << 20, 32, &received, msg, sizeof(msg)))
@@ -834,7 +824,7 @@ TEST_F_TIMEOUT(xdom, vchan_both_ends_in_dom0_64mib_each_way, 600)
 	EXPECT_EQ(0, status) TH_LOG("client: %s", c_msg);
 	EXPECT_EQ(sent, c_sums[0]);
 	EXPECT_EQ(c_sums[1], received);
-	TH_LOG("%d MiB each way in %.1f s", VCHAN_MIB, now() - t0);
+	TH_LOG("%d MiB each way in %.1f s", VCHAN_MIB, now_s() - t0);
 	if (rust())
 		dom0_counters_return(_metadata, use0, def0);
 }
@@ -856,7 +846,7 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 	ASSERT_EQ(0, agent(self, "vclient 0 %s %d 23", path, VCHAN_MIB)) TH_LOG("%s", self->resp);
 	ASSERT_EQ(0, xdom_vchan_connected(v)) TH_LOG("the guest's client did not connect: %s",
 						      agent(self, "vwait") ? self->resp : "?");
-	t0 = now();
+	t0 = now_s();
 	EXPECT_EQ(0, xdom_vchan_send(v, (uint64_t)VCHAN_MIB << 20, 23, &sent, msg, sizeof(msg)))
 		TH_LOG("dom0 to guest: %s", msg);
 	EXPECT_EQ(0, xdom_vchan_receive(v, (uint64_t)VCHAN_MIB << 20, 24, &received, msg, sizeof(msg)))
@@ -867,7 +857,7 @@ TEST_F_TIMEOUT(xdom, vchan_dom0_server_guest_client_64mib_each_way, 600)
 	EXPECT_EQ(g_sent, received);
 	EXPECT_EQ(sent, g_received);
 	TH_LOG("%d MiB each way in %.1f s; checksums dom0->guest %016" PRIx64 ", guest->dom0 %016" PRIx64,
-	       VCHAN_MIB, now() - t0, sent, received);
+	       VCHAN_MIB, now_s() - t0, sent, received);
 	if (rust())
 		dom0_counters_return(_metadata, use0, def0);
 }
@@ -912,8 +902,8 @@ TEST_F_TIMEOUT(xdom, vchan_server_killed_mid_transfer_client_sees_close, 300)
 	ASSERT_LE(8 << 20, got) TH_LOG("the transfer broke before the kill");
 	ASSERT_EQ(0, agent(self, "vkill")) TH_LOG("%s", self->resp);
 	/* Drain what was in flight; then the reads must fail: the server is gone. */
-	deadline = now() + 20;
-	while (now() < deadline && !bad) {
+	deadline = now_s() + 20;
+	while (now_s() < deadline && !bad) {
 		struct pollfd pfd = { .fd = libxenvchan_fd_for_select(v), .events = POLLIN };
 
 		r = libxenvchan_read(v, buf, sizeof(buf));
