@@ -52,6 +52,7 @@
 use core::ptr::NonNull;
 use kernel::{
     debugfs,
+    error::to_result,
     fs::File,
     miscdevice::{
         MiscDevice,
@@ -470,17 +471,41 @@ enum NewMapping {
     Span(ARef<SpanMapping>),
 }
 
+/// Pages handed to the page-table code per call: 512 bytes of stack.
+const PAGES_PER_INSERT: usize = 64;
+
 /// Makes `vma` a mapping of `pages`, in order.
+///
+/// As `vm_insert_page` each would, with the page-table writes batched (see
+/// `gntalloc_rs_insert_pages`): in a Xen PV domain each of them is otherwise a hypercall.
 fn insert_pages<'a>(vma: &VmaNew, pages: impl Iterator<Item = &'a xen::PageRef>) -> Result {
     vma.set_dontexpand();
     vma.set_dontdump();
     let mixed = vma.set_mixedmap();
+    let mut page_ptrs = [core::ptr::null_mut(); PAGES_PER_INSERT];
     let mut addr = vma.start();
-    for page in pages {
-        // The mapping keeps the page alive; its VMAs hold the mapping until the last of them is
-        // closed, and zapping on munmap drops the page table's own page references.
-        mixed.vm_insert_page(addr, &page.borrow())?;
-        addr += PAGE_SIZE;
+    let mut pages = pages.peekable();
+    while pages.peek().is_some() {
+        let mut count = 0;
+        for (ptr, page) in page_ptrs.iter_mut().zip(pages.by_ref()) {
+            *ptr = page.as_ptr();
+            count += 1;
+        }
+        // SAFETY: `mixed` is a VMA being set up by `->mmap` (mmap_lock held for writing) with
+        // VM_MIXEDMAP set; the page-table code refuses (EFAULT) a range outside it. The first
+        // `count` pointers of `page_ptrs` are pages that the mapping keeps alive (its VMAs hold the
+        // mapping until the last of them is closed; zapping drops the page table's own
+        // references). The previous call, if any, inserted the page before `addr`.
+        to_result(unsafe {
+            xen::raw::gntalloc_rs_insert_pages(
+                mixed.as_ptr(),
+                addr,
+                page_ptrs.as_mut_ptr(),
+                count,
+                addr != vma.start(),
+            )
+        })?;
+        addr += count * PAGE_SIZE;
     }
     Ok(())
 }

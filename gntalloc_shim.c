@@ -8,6 +8,7 @@
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/namei.h>
+#include <linux/pgtable.h>
 #include <linux/workqueue.h>
 #include <xen/events.h>
 #include <xen/page.h>
@@ -63,6 +64,11 @@ void gntalloc_rs_get_page(struct page *page)
 	get_page(page);
 }
 
+unsigned long gntalloc_rs_alloc_zeroed_pages(unsigned long count, struct page **pages)
+{
+	return alloc_pages_bulk(GFP_KERNEL | __GFP_ZERO, count, pages);
+}
+
 unsigned long gntalloc_rs_totalram_pages(void)
 {
 	return totalram_pages();
@@ -71,6 +77,47 @@ unsigned long gntalloc_rs_totalram_pages(void)
 void gntalloc_rs_put_page(struct page *page)
 {
 	put_page(page);
+}
+
+int gntalloc_rs_insert_pages(struct vm_area_struct *vma, unsigned long addr,
+			     struct page **pages, unsigned long count, bool prev_inserted)
+{
+	while (count) {
+		unsigned long n = (pmd_addr_end(addr, addr + count * PAGE_SIZE) - addr) >> PAGE_SHIFT;
+		unsigned long lazy = n;
+		int err;
+
+		/*
+		 * The first page of a page table that may not exist yet goes in alone:
+		 * allocating the table sleeps, which the lazy MMU mode forbids.
+		 */
+		if (!prev_inserted || IS_ALIGNED(addr, PMD_SIZE)) {
+			err = vm_insert_page(vma, addr, pages[0]);
+			if (err)
+				return err;
+			lazy--;
+		}
+		if (lazy) {
+			unsigned long left = lazy;
+
+			/*
+			 * The table exists: nothing below sleeps. In a Xen PV domain each PTE
+			 * write is otherwise a hypercall of its own; the lazy MMU mode queues
+			 * them into multicalls, issued at the latest when it ends.
+			 */
+			lazy_mmu_mode_enable();
+			err = vm_insert_pages(vma, addr + (n - lazy) * PAGE_SIZE, pages + (n - lazy),
+					      &left);
+			lazy_mmu_mode_disable();
+			if (err)
+				return err;
+		}
+		addr += n * PAGE_SIZE;
+		pages += n;
+		count -= n;
+		prev_inserted = true;
+	}
+	return 0;
 }
 
 /* The Rust retry, set once at module init before anything can arm the work. */

@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 struct page;
+struct vm_area_struct;
 
 /* Current value of the `limit` module parameter (grants, system-wide). */
 unsigned int gntalloc_rs_limit(void);
@@ -25,6 +26,18 @@ void gntalloc_rs_notify_remote(u32 port);
 /* get_page() / put_page(). */
 void gntalloc_rs_get_page(struct page *page);
 void gntalloc_rs_put_page(struct page *page);
+/*
+ * vm_insert_page() of `count` pages from `addr` on, in a VMA being set up by ->mmap (VM_MIXEDMAP
+ * set), with the page-table writes of each page table batched in the lazy MMU mode.
+ * `prev_inserted`: the page before `addr` was just inserted, so its page table exists.
+ */
+int gntalloc_rs_insert_pages(struct vm_area_struct *vma, unsigned long addr,
+			     struct page **pages, unsigned long count, bool prev_inserted);
+/*
+ * alloc_pages_bulk() of `count` zeroed pages into `pages` (all NULL on entry): the number
+ * allocated, `pages[0..n]`, one reference each; fewer than asked when memory is short.
+ */
+unsigned long gntalloc_rs_alloc_zeroed_pages(unsigned long count, struct page **pages);
 /* totalram_pages(): the pages of memory the kernel manages. */
 unsigned long gntalloc_rs_totalram_pages(void);
 /* Set the function the periodic retry of deferred grants runs (once, at init). */

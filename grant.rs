@@ -63,6 +63,7 @@ use crate::{
         ForeignGrant,
         GrantError,
         PageRef,
+        ZeroedPages,
         XEN_PAGES_PER_PAGE, //
     },
 };
@@ -423,9 +424,10 @@ impl GrantBatch {
         }
         let mut slots =
             KVVec::with_capacity(count, GFP_KERNEL).map_err(|e| GrantError::Other(e.into()))?;
+        let mut pages = ZeroedPages::new(count.div_ceil(XEN_PAGES_PER_PAGE));
         while *made < count {
             let in_page = (count - *made).min(XEN_PAGES_PER_PAGE);
-            let mut page = Some(PageRef::alloc_zeroed().map_err(GrantError::Other)?);
+            let mut page = Some(pages.take().map_err(GrantError::Other)?);
             for xen_index in 0..in_page {
                 // Each slot owns one reference on the page; the last one takes the allocation's.
                 let page_ref = if xen_index + 1 < in_page {

@@ -42,7 +42,9 @@
  * share cycle, see share_cycles(), of 1 or 16 grants per op); the cycle's
  * steps one at a time (op_alloc_1, op_mmap_write_munmap_1, op_notify,
  * op_dealloc_1, op_mmap_dealloc_munmap_1; see case_ops());
- * alloc_dealloc_256 (ALLOC + DEALLOC of 256 grants per op);
+ * alloc_dealloc_256 (ALLOC + DEALLOC of 256 grants per op); mmap_256,
+ * share_256, mmap_4096 and share_4096 (one large ALLOC mapped, see
+ * case_map_bulk());
  * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
  * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
  * the cycles' own file); alloc_60000 and dealloc_60000 (one op each);
@@ -66,6 +68,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -83,6 +86,7 @@ enum {
 	OPS = 2000,		/* each op_* case */
 	BULK = 256,		/* a vchan-sized ring (256 pages each way) */
 	BULK_ROUNDS = 40,
+	MAP_ROUNDS = 20,	/* each mmap_N and share_N case */
 	BIG = 60000,		/* one ALLOC, as a large Wayland buffer */
 	HELD_30K = 30000,	/* memory per grant and close() */
 	THREAD_CYCLES = 1000,	/* per thread */
@@ -381,6 +385,102 @@ static int case_bulk(void)
 	}
 	if (!ret)
 		report(cur_case, 0, BULK_ROUNDS, now_us() - t);
+	return close_dev(fd) || ret ? -1 : 0;
+}
+
+/* An ALLOC of `n` writable grants, mapped: the mapping, or NULL after a FAILED line. */
+static uint8_t *alloc_mapped(int fd, uint32_t n, uint64_t *idx)
+{
+	uint8_t *p;
+	int ret = gnt_alloc(fd, n, GNTALLOC_FLAG_WRITABLE, idx, NULL);
+
+	if (ret) {
+		failed("ALLOC", -ret);
+		return NULL;
+	}
+	p = gnt_map(fd, *idx, grant_span(n));
+	if (p == MAP_FAILED) {
+		failed("mmap", errno);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * Mapping a large ALLOC, as a window buffer or a vchan ring: for N = 256 and
+ * 4096, mmap_N times the mmap() of one ALLOC of N grants made beforehand
+ * (MAP_ROUNDS times; the munmap after each is not timed; every byte of the
+ * fresh grants is checked to be zero first), and share_N the whole share:
+ * ALLOC, mmap, a write to every page, DEALLOC, munmap.
+ */
+static int case_map_bulk(void)
+{
+	static const uint32_t sizes[] = { 256, 4096 };
+	static char name[2][32];
+	int fd, ret = 0;
+
+	if (open_dev(&fd))
+		return -1;
+	for (size_t k = 0; k < ARRAY_SIZE(sizes) && !ret; k++) {
+		uint32_t n = sizes[k];
+		size_t len = grant_span(n);
+		double t, mapping = 0;
+		uint64_t idx;
+		uint8_t *p;
+
+		snprintf(name[0], sizeof(name[0]), "mmap_%u", n);
+		snprintf(name[1], sizeof(name[1]), "share_%u", n);
+		cur_case = name[0];
+		/* Fresh grants read zero: the bulk page allocation zeroes every page, untimed. */
+		p = alloc_mapped(fd, n, &idx);
+		if (!p) {
+			ret = -1;
+			break;
+		}
+		for (size_t off = 0; off < len && !ret; off++)
+			if (p[off])
+				ret = failed("a fresh grant's byte is not zero", EIO);
+		if (munmap(p, len) && !ret)
+			ret = failed("munmap", errno);
+		for (int i = 0; i < MAP_ROUNDS && !ret; i++) {
+			t = case_begin(cur_case);
+			p = gnt_map(fd, idx, len);
+			if (p == MAP_FAILED) {
+				ret = failed("mmap", errno);
+				break;
+			}
+			mapping += now_us() - t;
+			xgr_profile_off();
+			if (munmap(p, len))
+				ret = failed("munmap", errno);
+		}
+		if (!ret) {
+			report(cur_case, n, MAP_ROUNDS, mapping);
+			ret = gnt_dealloc(fd, idx, n);
+			if (ret)
+				ret = failed("DEALLOC", -ret);
+		}
+		if (ret)
+			break;
+		cur_case = name[1];
+		t = case_begin(cur_case);
+		for (int i = 0; i < MAP_ROUNDS && !ret; i++) {
+			p = alloc_mapped(fd, n, &idx);
+			if (!p) {
+				ret = -1;
+				break;
+			}
+			for (size_t off = 0; off < len; off += 4096)
+				p[off] = 1;
+			ret = gnt_dealloc(fd, idx, n);
+			if (ret)
+				ret = failed("DEALLOC", -ret);
+			if (munmap(p, len))
+				ret = failed("munmap", errno);
+		}
+		if (!ret)
+			report(cur_case, 0, MAP_ROUNDS, now_us() - t);
+	}
 	return close_dev(fd) || ret ? -1 : 0;
 }
 
@@ -835,6 +935,23 @@ out:
 	return ret;
 }
 
+/*
+ * XGR_BENCH_GROUPS (run-qemu --bench-groups): the groups of cases to run, comma-separated
+ * (share, ops, bulk, map, held, big, memory, workers, latency); all when unset.
+ */
+static bool want(const char *group)
+{
+	const char *list = getenv("XGR_BENCH_GROUPS");
+	size_t n = strlen(group);
+
+	if (!list || !*list)
+		return true;
+	for (const char *p = list; (p = strstr(p, group)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
 int main(void)
 {
 	double t0 = now_us();
@@ -854,27 +971,41 @@ int main(void)
 		return 1;
 	}
 
-	ret |= case_share_cycles();
-	ret |= case_ops();
-	/* Ours only: every grant of the op cases ended at once, none deferred. */
-	if (is_rust())
-		printf("bench-info: %s after the op cases: in_use %ld deferred %ld handed_to_core %ld\n",
-		       mod, rust_stat("in_use"), rust_stat("deferred"), rust_stat("handed_to_core"));
-	ret |= case_bulk();
-	ret |= case_outstanding();
-	ret |= case_big();
-	ret |= case_memory_and_close();
-	ret |= two_threads("two_threads_own_files", 0, one_share_cycle);
-	ret |= two_threads("two_threads_shared_file", 1, one_share_cycle);
-	ret |= two_processes("two_processes_own_files");
-	ret |= one_worker("alloc_dealloc_1_one_thread", alloc_dealloc_cycles);
-	ret |= two_threads("alloc_dealloc_1_two_threads_own_files", 0, alloc_dealloc_cycles);
-	ret |= one_worker("no_driver_anon_cycle_one_thread", anon_cycles);
-	ret |= two_threads("no_driver_anon_cycle_two_threads", 0, anon_cycles);
-	ret |= one_worker("no_driver_user_loop_one_thread", user_cycles);
-	ret |= two_threads("no_driver_user_loop_two_threads", 0, user_cycles);
-	ret |= latency("mmap_fault_idle", 0);
-	ret |= latency("mmap_fault_during_alloc_60000", 1);
+	if (want("share"))
+		ret |= case_share_cycles();
+	if (want("ops")) {
+		ret |= case_ops();
+		/* Ours only: every grant of the op cases ended at once, none deferred. */
+		if (is_rust())
+			printf("bench-info: %s after the op cases: in_use %ld deferred %ld handed_to_core %ld\n",
+			       mod, rust_stat("in_use"), rust_stat("deferred"),
+			       rust_stat("handed_to_core"));
+	}
+	if (want("bulk"))
+		ret |= case_bulk();
+	if (want("map"))
+		ret |= case_map_bulk();
+	if (want("held"))
+		ret |= case_outstanding();
+	if (want("big"))
+		ret |= case_big();
+	if (want("memory"))
+		ret |= case_memory_and_close();
+	if (want("workers")) {
+		ret |= two_threads("two_threads_own_files", 0, one_share_cycle);
+		ret |= two_threads("two_threads_shared_file", 1, one_share_cycle);
+		ret |= two_processes("two_processes_own_files");
+		ret |= one_worker("alloc_dealloc_1_one_thread", alloc_dealloc_cycles);
+		ret |= two_threads("alloc_dealloc_1_two_threads_own_files", 0, alloc_dealloc_cycles);
+		ret |= one_worker("no_driver_anon_cycle_one_thread", anon_cycles);
+		ret |= two_threads("no_driver_anon_cycle_two_threads", 0, anon_cycles);
+		ret |= one_worker("no_driver_user_loop_one_thread", user_cycles);
+		ret |= two_threads("no_driver_user_loop_two_threads", 0, user_cycles);
+	}
+	if (want("latency")) {
+		ret |= latency("mmap_fault_idle", 0);
+		ret |= latency("mmap_fault_during_alloc_60000", 1);
+	}
 
 	cur_case = "teardown";
 	if (set_limit(old_limit))
