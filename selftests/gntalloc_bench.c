@@ -28,6 +28,10 @@
  *	maximum over N iterations, in microseconds (during_alloc_60000: those
  *	that overlapped another thread's ALLOC of 60000 grants in the same
  *	file).
+ *   bench-val: MODULE CASE OUTSTANDING METRIC VALUE UNIT
+ *	Any other measurement: deferred_retry_cpu's busy_of_one_cpu, in pct
+ *	(the CPU time the system spent while the program slept, in percent of
+ *	one CPU), at OUTSTANDING grants deferred.
  *   bench: MODULE FAILED: CASE: WHAT: ERROR
  *	A call failed (every return value is checked); the case is abandoned
  *	and the next one runs. tap-summary fails the run on such a line.
@@ -58,7 +62,11 @@
  * any driver; both modules measure the same thing there), and a pure
  * user-space loop (no_driver_user_loop_one_thread and _two_threads: whether
  * two workers run in parallel at all here); the bench-lat cases
- * mmap_fault_idle and mmap_fault_during_alloc_60000.
+ * mmap_fault_idle and mmap_fault_during_alloc_60000. Only when named in
+ * XGR_BENCH_GROUPS, the Qubes OS scale groups (the limit at 2^30): backlog
+ * (300k grants released while a remote maps them; see case_backlog()) and
+ * million (share cycles while up to a million grants are held, their memory,
+ * and the close() that releases them; see case_million()).
  *
  * Op counts are chosen so that one run takes about 20-40 s per module under
  * TCG, where a share cycle costs 50-150 us. The cases with 30k or 100k grants
@@ -93,6 +101,14 @@ enum {
 	USER_LOOP = 20000,	/* xorshift steps in a user_cycles() cycle */
 	LAT_IDLE = 1000,
 	NOTIFY_OFFSET = 21,	/* libxenvchan's srv_live byte */
+	/* Qubes OS scale: the backlog and million groups */
+	QUBES_LIMIT = 1 << 30,	/* what Qubes OS writes to the limit parameter */
+	GNTDEV_MAP_MAX = 50000,	/* grants per ALLOC and per gntdev mapping (its limit: 65536) */
+	BACKLOG = 300000,
+	BACKLOG_CYCLES = 1000,
+	CPU_WINDOW_MS = 10000,
+	MILLION = 1000000,
+	MILLION_CYCLES = 200,
 };
 
 /* Grants held while share cycles run, and how many cycles at each level. */
@@ -212,11 +228,11 @@ static int timed_cycles(const char *name, int fd, long outstanding, int cycles, 
 	return 0;
 }
 
-/* Grows the grants held in `fd` from `*held` to `target`, CHUNK at most per ALLOC. */
-static int hold(int fd, long *held, long target)
+/* Grows the grants held in `fd` from `*held` to `target`, `chunk` at most per ALLOC. */
+static int hold_in_chunks(int fd, long *held, long target, uint32_t chunk)
 {
 	while (*held < target) {
-		uint32_t n = target - *held < CHUNK ? target - *held : CHUNK;
+		uint32_t n = target - *held < chunk ? target - *held : chunk;
 		int ret = gnt_alloc(fd, n, 0, NULL, NULL);
 
 		if (ret)
@@ -224,6 +240,12 @@ static int hold(int fd, long *held, long target)
 		*held += n;
 	}
 	return 0;
+}
+
+/* Grows the grants held in `fd` from `*held` to `target`, CHUNK at most per ALLOC. */
+static int hold(int fd, long *held, long target)
+{
+	return hold_in_chunks(fd, held, target, CHUNK);
 }
 
 /* OPS writable ALLOCs of one grant, their indexes in `idx`; 0, or -1 after a FAILED line. */
@@ -518,13 +540,29 @@ static long meminfo_kb(const char *key)
 }
 
 /*
+ * The bench-mem line of `held` grants made since /proc/meminfo read `slab0`
+ * (SUnreclaim) and `free0` (MemFree), in kB; 0, or -1 after a FAILED line.
+ */
+static int report_memory(long slab0, long free0, long held)
+{
+	long slab1 = meminfo_kb("SUnreclaim"), free1 = meminfo_kb("MemFree");
+
+	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0)
+		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
+	printf("bench-mem: %s slab_bytes_per_grant %.0f pages_bytes_per_grant %.0f grants %ld\n",
+	       mod, (slab1 - slab0) * 1024.0 / held,
+	       ((free0 - free1) - (slab1 - slab0)) * 1024.0 / held, held);
+	return 0;
+}
+
+/*
  * Memory per grant at HELD_30K grants in one file, then the time close()
  * of that file takes to release them all.
  */
 static int case_memory_and_close(void)
 {
-	long slab0, free0, slab1, free1, held = 0;
-	double t, slab_b, pages_b;
+	long slab0, free0, held = 0;
+	double t;
 	int fd;
 
 	cur_case = "memory_per_grant";
@@ -536,16 +574,10 @@ static int case_memory_and_close(void)
 		close(fd);
 		return -1;
 	}
-	slab1 = meminfo_kb("SUnreclaim");
-	free1 = meminfo_kb("MemFree");
-	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0) {
+	if (report_memory(slab0, free0, held)) {
 		close(fd);
-		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
+		return -1;
 	}
-	slab_b = (slab1 - slab0) * 1024.0 / held;
-	pages_b = ((free0 - free1) - (slab1 - slab0)) * 1024.0 / held;
-	printf("bench-mem: %s slab_bytes_per_grant %.0f pages_bytes_per_grant %.0f grants %ld\n",
-	       mod, slab_b, pages_b, held);
 
 	cur_case = "close_file_30000";
 	t = case_begin(cur_case);
@@ -936,8 +968,210 @@ out:
 }
 
 /*
+ * Busy time of all CPUs since boot, in clock ticks: /proc/stat's "cpu" line
+ * less its idle and iowait columns. -1 if it cannot be read.
+ */
+static long long busy_ticks(void)
+{
+	unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle,
+		   &iowait, &irq, &softirq, &steal);
+	fclose(f);
+	return n == 8 ? (long long)(user + nice + sys + irq + softirq + steal) : -1;
+}
+
+/*
+ * The CPU time the system spends while this program sleeps CPU_WINDOW_MS, in
+ * percent of one CPU (the other programs of dom0 are idle: what is left is the
+ * kernel's own work, a driver's worker among it). Printed as a bench-val line
+ * of `name` at `outstanding`; 0, or -1 after a FAILED line.
+ */
+static int idle_cpu(const char *name, long outstanding)
+{
+	long long b0, b1;
+	double t0, t1;
+
+	cur_case = name;
+	b0 = busy_ticks();
+	t0 = now_us();
+	while ((t1 = now_us()) < t0 + CPU_WINDOW_MS * 1e3)
+		usleep(100000);
+	b1 = busy_ticks();
+	if (b0 < 0 || b1 < 0)
+		return failed("reading /proc/stat", EIO);
+	printf("bench-val: %s %s %ld busy_of_one_cpu %.3f pct\n", mod, name, outstanding,
+	       (b1 - b0) * 100.0 / sysconf(_SC_CLK_TCK) / ((t1 - t0) / 1e6));
+	return 0;
+}
+
+/*
+ * Lets the grant-table core end every grant it was handed (the C module hands
+ * it the grants it releases while a remote maps them), instead of the 10 per
+ * second it takes by default: its free_per_iteration at 0 (no limit) for 3 s,
+ * then its value back. Does nothing where the parameter is missing.
+ */
+static void drain_core_deferred(void)
+{
+	static const char *path = "/sys/module/grant_table/parameters/free_per_iteration";
+	long old = read_long(path);
+
+	if (old < 0 || write_long(path, 0))
+		return;
+	sleep(3);
+	if (write_long(path, old))
+		failed("restoring the grant-table core's free_per_iteration", errno ? errno : EIO);
+}
+
+/*
+ * A deferred backlog as Qubes OS sees it, its GUI front end unmapping after
+ * the agent has released: BACKLOG grants, each ALLOCed here and mapped by a
+ * remote (gntdev in this domain, one mapping per GNTDEV_MAP_MAX grants), then
+ * DEALLOCed while still mapped (dealloc_mapped_300000: those DEALLOCs, one op).
+ * Ours keeps them in its deferred list and retries them, counted against
+ * `limit`; C hands them to the grant-table core, which retries 10 a second.
+ * Measured before the backlog (at 0) and with it (at BACKLOG): the CPU the
+ * system spends while nothing runs (deferred_retry_cpu, a bench-val line: the
+ * retry's cost), and share cycles in another file (share_cycle_deferred).
+ * Then the remote unmaps, and the backlog drains before the next round: for
+ * ours, how long that took is a bench-info line; the core is told to end its
+ * whole list at once (drain_core_deferred()).
+ */
+static int case_backlog(void)
+{
+	enum { MAPS = (BACKLOG + GNTDEV_MAP_MAX - 1) / GNTDEV_MAP_MAX };
+	struct remote_map maps[MAPS];
+	uint64_t index[MAPS];
+	uint32_t chunk[MAPS];
+	size_t nmaps = 0;
+	uint32_t *ids = malloc(sizeof(*ids) * GNTDEV_MAP_MAX);
+	int fd = -1, backlog_fd = -1, ret;
+	long held = 0;
+	double t;
+
+	cur_case = "share_cycle_deferred";
+	if (!ids)
+		return failed("malloc", ENOMEM);
+	if (open_dev(&fd) || open_dev(&backlog_fd)) {
+		ret = -1;
+		goto out;
+	}
+	ret = idle_cpu("deferred_retry_cpu", 0);
+	if (!ret)
+		ret = timed_cycles("share_cycle_deferred", fd, 0, BACKLOG_CYCLES, 1);
+	cur_case = "dealloc_mapped_300000";
+	/* Each ALLOC at once mapped by the remote. */
+	for (held = 0; !ret && held < BACKLOG; held += chunk[nmaps++]) {
+		chunk[nmaps] = BACKLOG - held < GNTDEV_MAP_MAX ? BACKLOG - held : GNTDEV_MAP_MAX;
+		ret = gnt_alloc(backlog_fd, chunk[nmaps], 0, &index[nmaps], ids);
+		if (ret) {
+			ret = failed("ALLOC", -ret);
+			break;
+		}
+		ret = remote_map(&maps[nmaps], ids, chunk[nmaps], 0);
+		if (ret) {
+			/* Released unmapped when the file closes. */
+			ret = failed("gntdev mapping of the grants", -ret);
+			break;
+		}
+	}
+	if (!ret) {
+		t = case_begin(cur_case);
+		for (size_t i = 0; !ret && i < nmaps; i++) {
+			ret = gnt_dealloc(backlog_fd, index[i], chunk[i]);
+			if (ret)
+				ret = failed("DEALLOC", -ret);
+		}
+		if (!ret)
+			report(cur_case, held, 1, now_us() - t);
+	}
+	if (!ret)
+		ret = idle_cpu("deferred_retry_cpu", held);
+	if (!ret)
+		ret = timed_cycles("share_cycle_deferred", fd, held, BACKLOG_CYCLES, 1);
+	cur_case = "share_cycle_deferred";
+	if (!ret && is_rust())
+		printf("bench-info: %s backlog: deferred %ld in_use %ld handed_to_core %ld\n", mod,
+		       rust_stat("deferred"), rust_stat("in_use"), rust_stat("handed_to_core"));
+	while (nmaps)
+		remote_unmap(&maps[--nmaps]);
+	if (is_rust()) {
+		double t0 = now_s();
+		long left;
+
+		while ((left = rust_stat("deferred")) > 0 && now_s() < t0 + 120)
+			usleep(100000);
+		if (left)
+			ret = failed("the deferred backlog did not drain in 120 s", left < 0 ? EIO : EBUSY);
+		else
+			printf("bench-info: %s backlog of %ld drained %.1f s after the remote unmapped\n",
+			       mod, held, now_s() - t0);
+	}
+	drain_core_deferred();
+out:
+	if (backlog_fd >= 0 && close_dev(backlog_fd))
+		ret = -1;
+	if (fd >= 0 && close_dev(fd))
+		ret = -1;
+	free(ids);
+	return ret;
+}
+
+/* Grants held while share_cycle_held_million's cycles run. */
+static const long million_levels[] = { 0, 250000, 500000, MILLION };
+
+/*
+ * A million grants held in one file, as Qubes OS allows (its limit 2^30, Xen's
+ * grant table at 2048 frames): share cycles in another file at 0, 250k, 500k
+ * and 1M held (share_cycle_held_million), the memory they cost (the bench-mem
+ * line at 1000000 grants), and the close() that releases them all
+ * (close_file_1000000). Held grants come in ALLOCs of GNTDEV_MAP_MAX.
+ */
+static int case_million(void)
+{
+	long slab0, free0, held = 0;
+	int fd, held_fd, ret = 0;
+	double t;
+
+	cur_case = "share_cycle_held_million";
+	if (open_dev(&fd))
+		return -1;
+	if (open_dev(&held_fd)) {
+		close(fd);
+		return -1;
+	}
+	slab0 = meminfo_kb("SUnreclaim");
+	free0 = meminfo_kb("MemFree");
+	for (size_t i = 0; i < ARRAY_SIZE(million_levels) && !ret; i++) {
+		cur_case = "share_cycle_held_million";
+		ret = hold_in_chunks(held_fd, &held, million_levels[i], GNTDEV_MAP_MAX);
+		/* Memory at the last level, before its cycles (which allocate). */
+		if (!ret && i == ARRAY_SIZE(million_levels) - 1) {
+			cur_case = "memory_per_grant";
+			ret = report_memory(slab0, free0, held);
+			cur_case = "share_cycle_held_million";
+		}
+		if (!ret)
+			ret = timed_cycles(cur_case, fd, held, MILLION_CYCLES, 1);
+	}
+	cur_case = "close_file_1000000";
+	t = case_begin(cur_case);
+	if (close_dev(held_fd))
+		ret = -1;
+	else if (!ret)
+		report(cur_case, held, 1, now_us() - t);
+	return close_dev(fd) || ret ? -1 : 0;
+}
+
+/*
  * XGR_BENCH_GROUPS (run-qemu --bench-groups): the groups of cases to run, comma-separated
- * (share, ops, bulk, map, held, big, memory, workers, latency); all when unset.
+ * (share, ops, bulk, map, held, big, memory, workers, latency; and the Qubes OS scale ones,
+ * backlog and million, which need more memory and a larger grant table than run-qemu gives
+ * the others); when unset, all but backlog and million.
  */
 static bool want(const char *group)
 {
@@ -945,7 +1179,7 @@ static bool want(const char *group)
 	size_t n = strlen(group);
 
 	if (!list || !*list)
-		return true;
+		return strcmp(group, "backlog") && strcmp(group, "million");
 	for (const char *p = list; (p = strstr(p, group)); p += n)
 		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
 			return true;
@@ -1005,6 +1239,17 @@ int main(void)
 	if (want("latency")) {
 		ret |= latency("mmap_fault_idle", 0);
 		ret |= latency("mmap_fault_during_alloc_60000", 1);
+	}
+	if (want("backlog") || want("million")) {
+		cur_case = "setup";
+		if (set_limit(QUBES_LIMIT)) {
+			ret = failed("writing 2^30 to the limit parameter", errno ? errno : EINVAL);
+		} else {
+			if (want("backlog"))
+				ret |= case_backlog();
+			if (want("million"))
+				ret |= case_million();
+		}
 	}
 
 	cur_case = "teardown";
