@@ -180,6 +180,19 @@ static int close_dev(int fd)
 	return close(fd) ? failed("close", errno) : 0;
 }
 
+/* Opens two files of the device, or neither; 0, or -1 after a FAILED line. */
+static int open_two(int *a, int *b)
+{
+	if (open_dev(a))
+		return -1;
+	if (open_dev(b)) {
+		close(*a);
+		*a = -1;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * `n` times what libxengnttab's share_pages with an unmap notification, then
  * its unshare, do for `count` grants: ALLOC, mmap, SET_UNMAP_NOTIFY (clear a
@@ -360,12 +373,8 @@ static int case_outstanding(void)
 	long held = 0;
 
 	cur_case = "share_cycle_held_other_file";
-	if (open_dev(&fd))
+	if (open_two(&fd, &held_fd))
 		return -1;
-	if (open_dev(&held_fd)) {
-		close(fd);
-		return -1;
-	}
 	for (size_t i = 0; i < ARRAY_SIZE(levels) && !ret; i++) {
 		cur_case = "share_cycle_held_other_file";
 		ret = hold(held_fd, &held, levels[i].held);
@@ -1056,7 +1065,7 @@ static int case_backlog(void)
 	cur_case = "share_cycle_deferred";
 	if (!ids)
 		return failed("malloc", ENOMEM);
-	if (open_dev(&fd) || open_dev(&backlog_fd)) {
+	if (open_two(&fd, &backlog_fd)) {
 		ret = -1;
 		goto out;
 	}
@@ -1138,12 +1147,8 @@ static int case_million(void)
 	double t;
 
 	cur_case = "share_cycle_held_million";
-	if (open_dev(&fd))
+	if (open_two(&fd, &held_fd))
 		return -1;
-	if (open_dev(&held_fd)) {
-		close(fd);
-		return -1;
-	}
 	slab0 = meminfo_kb("SUnreclaim");
 	free0 = meminfo_kb("MemFree");
 	for (size_t i = 0; i < ARRAY_SIZE(million_levels) && !ret; i++) {
