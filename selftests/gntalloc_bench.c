@@ -52,7 +52,8 @@
  * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
  * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
  * the cycles' own file); alloc_60000 and dealloc_60000 (one op each);
- * memory_per_grant (the bench-mem line) and close_file_30000; two workers
+ * memory_per_grant (the bench-mem line) and close_file_30000;
+ * memory_per_grant_1 (the same memory, held as ALLOCs of one grant); two workers
  * at once (OPS: both workers' cycles, MS: wall time): the share cycle in
  * two_threads_own_files, two_threads_shared_file and two_processes_own_files,
  * then ALLOC(1)+DEALLOC alone (alloc_dealloc_1_two_threads_own_files, with
@@ -594,6 +595,43 @@ static int case_memory_and_close(void)
 		return -1;
 	report(cur_case, held, 1, now_us() - t);
 	return 0;
+}
+
+/*
+ * Memory per grant at HELD_30K grants in one file, each its own ALLOC of one
+ * grant (what a vchan ring or a small share makes): slab and the rest, as
+ * bench-val lines of memory_per_grant_1 (the bench-mem line is the large
+ * ALLOCs' case).
+ */
+static int case_memory_one_grant_allocs(void)
+{
+	long slab0, free0, slab1, free1;
+	int fd;
+
+	cur_case = "memory_per_grant_1";
+	if (open_dev(&fd))
+		return -1;
+	slab0 = meminfo_kb("SUnreclaim");
+	free0 = meminfo_kb("MemFree");
+	for (long i = 0; i < HELD_30K; i++) {
+		int ret = gnt_alloc(fd, 1, 0, NULL, NULL);
+
+		if (ret) {
+			close(fd);
+			return failed("ALLOC of one held grant", -ret);
+		}
+	}
+	slab1 = meminfo_kb("SUnreclaim");
+	free1 = meminfo_kb("MemFree");
+	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0) {
+		close(fd);
+		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
+	}
+	printf("bench-val: %s %s %d slab_bytes_per_grant %.0f bytes\n", mod, cur_case, HELD_30K,
+	       (slab1 - slab0) * 1024.0 / HELD_30K);
+	printf("bench-val: %s %s %d pages_bytes_per_grant %.0f bytes\n", mod, cur_case, HELD_30K,
+	       ((free0 - free1) - (slab1 - slab0)) * 1024.0 / HELD_30K);
+	return close_dev(fd) ? -1 : 0;
 }
 
 /*
@@ -1228,8 +1266,10 @@ int main(void)
 		ret |= case_outstanding();
 	if (want("big"))
 		ret |= case_big();
-	if (want("memory"))
+	if (want("memory")) {
 		ret |= case_memory_and_close();
+		ret |= case_memory_one_grant_allocs();
+	}
 	if (want("workers")) {
 		ret |= two_threads("two_threads_own_files", 0, one_share_cycle);
 		ret |= two_threads("two_threads_shared_file", 1, one_share_cycle);
