@@ -411,9 +411,19 @@ static inline void *gnt_map(int fd, uint64_t index, size_t len)
  * Tests that need the "remote" below start with this. The runner sets
  * XGR_NO_GNTDEV on a PVH dom0, where gntdev mappings of the domain's own
  * grants corrupt its memory whichever driver made the grants (seen on 7.3.4
- * + Xen 4.20): there, those tests are reported as skipped. This is not the
- * two-CPU fault that made run-qemu give a PVH dom0 one CPU: with one CPU,
- * gntdev self-mappings still end in "kernel BUG at mm/mmu_gather.c:202".
+ * + Xen 4.20): there, those tests are reported as skipped. Xen's rule: a
+ * translated domain's grant map adds the frame at the mapping's gfn with
+ * p2m_add_page(), which, finding the frame already the same domain's at
+ * another gfn, removes that gfn (xen/arch/x86/mm/p2m.c); the unmap removes
+ * the mapping's gfn too (replace_grant_p2m_mapping()), and nothing puts the
+ * first one back. The granted page is then at no gfn: it reads all 0xff and
+ * drops writes, and once freed, whatever the kernel keeps in it is lost. A
+ * foreign domain's map has no such effect (the frame is not its own), and
+ * an arm64 dom0, translated too, runs these tests clean (Arm's grant map
+ * keeps no machine-to-guest uniqueness, which that removal serves). This
+ * is not the two-CPU fault that made run-qemu give a PVH dom0 one CPU: with
+ * one CPU, gntdev self-mappings still end in "kernel BUG at
+ * mm/mmu_gather.c:202".
  */
 #define REQUIRE_REMOTE()                                                         \
 	do {                                                                     \
