@@ -550,18 +550,31 @@ static long meminfo_kb(const char *key)
 }
 
 /*
- * The bench-mem line of `held` grants made since /proc/meminfo read `slab0`
- * (SUnreclaim) and `free0` (MemFree), in kB; 0, or -1 after a FAILED line.
+ * Memory per grant of `held` grants made since /proc/meminfo read `slab0`
+ * (SUnreclaim) and `free0` (MemFree), in kB: the slab's growth per grant in
+ * `*slab_b`, the rest of MemFree's fall per grant in `*pages_b`, in bytes;
+ * 0, or -1 after a FAILED line.
  */
-static int report_memory(long slab0, long free0, long held)
+static int memory_per_grant(long slab0, long free0, long held, double *slab_b, double *pages_b)
 {
 	long slab1 = meminfo_kb("SUnreclaim"), free1 = meminfo_kb("MemFree");
 
 	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0)
 		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
+	*slab_b = (slab1 - slab0) * 1024.0 / held;
+	*pages_b = ((free0 - free1) - (slab1 - slab0)) * 1024.0 / held;
+	return 0;
+}
+
+/* The bench-mem line of memory_per_grant(); 0, or -1 after a FAILED line. */
+static int report_memory(long slab0, long free0, long held)
+{
+	double slab_b, pages_b;
+
+	if (memory_per_grant(slab0, free0, held, &slab_b, &pages_b))
+		return -1;
 	printf("bench-mem: %s slab_bytes_per_grant %.0f pages_bytes_per_grant %.0f grants %ld\n",
-	       mod, (slab1 - slab0) * 1024.0 / held,
-	       ((free0 - free1) - (slab1 - slab0)) * 1024.0 / held, held);
+	       mod, slab_b, pages_b, held);
 	return 0;
 }
 
@@ -605,7 +618,8 @@ static int case_memory_and_close(void)
  */
 static int case_memory_one_grant_allocs(void)
 {
-	long slab0, free0, slab1, free1;
+	long slab0, free0, held = 0;
+	double slab_b, pages_b;
 	int fd;
 
 	cur_case = "memory_per_grant_1";
@@ -613,24 +627,13 @@ static int case_memory_one_grant_allocs(void)
 		return -1;
 	slab0 = meminfo_kb("SUnreclaim");
 	free0 = meminfo_kb("MemFree");
-	for (long i = 0; i < HELD_30K; i++) {
-		int ret = gnt_alloc(fd, 1, 0, NULL, NULL);
-
-		if (ret) {
-			close(fd);
-			return failed("ALLOC of one held grant", -ret);
-		}
-	}
-	slab1 = meminfo_kb("SUnreclaim");
-	free1 = meminfo_kb("MemFree");
-	if (slab0 < 0 || free0 < 0 || slab1 < 0 || free1 < 0) {
+	if (hold_in_chunks(fd, &held, HELD_30K, 1) ||
+	    memory_per_grant(slab0, free0, held, &slab_b, &pages_b)) {
 		close(fd);
-		return failed("reading /proc/meminfo", errno ? errno : EINVAL);
+		return -1;
 	}
-	printf("bench-val: %s %s %d slab_bytes_per_grant %.0f bytes\n", mod, cur_case, HELD_30K,
-	       (slab1 - slab0) * 1024.0 / HELD_30K);
-	printf("bench-val: %s %s %d pages_bytes_per_grant %.0f bytes\n", mod, cur_case, HELD_30K,
-	       ((free0 - free1) - (slab1 - slab0)) * 1024.0 / HELD_30K);
+	printf("bench-val: %s %s %ld slab_bytes_per_grant %.0f bytes\n", mod, cur_case, held, slab_b);
+	printf("bench-val: %s %s %ld pages_bytes_per_grant %.0f bytes\n", mod, cur_case, held, pages_b);
 	return close_dev(fd) ? -1 : 0;
 }
 
