@@ -23,9 +23,9 @@
 //! - A *mapping* is what one `mmap()` call made. Every VMA descended from that call (split by a
 //!   partial munmap or mprotect, copied by fork, moved by mremap) shares it (`vma::VmaShared`),
 //!   and it holds a *mapping user* on each slot it covers until the last of those VMAs is gone.
-//! - A mapping of slots of one batch lives inline in the batch (`grant::InlineMapping`) if no
-//!   other mapping holds that place; any other mapping is a [`SpanMapping`], an object of its
-//!   own listing one *run* (`grant::SlotRun`) per stretch of consecutive slots of one batch.
+//! - A mapping of a whole batch lives inline in the batch (`grant::InlineMapping`) if no other
+//!   mapping holds that place; any other mapping is a [`SpanMapping`], an object of its own
+//!   listing one *run* (`grant::SlotRun`) per stretch of consecutive slots of one batch.
 //!
 //! # Lock order
 //!
@@ -379,7 +379,7 @@ impl FileState {
         &self,
         key: u64,
         make: impl FnOnce() -> Result<UnmapNotify>,
-    ) -> Result<UnmapNotify> {
+    ) -> Result<Option<KBox<UnmapNotify>>> {
         let index = self.index.lock();
         let (batch, i) = index.find(key).ok_or(ENOENT)?;
         batch.replace_notify(i, make)
@@ -467,7 +467,7 @@ impl FileState {
 
 /// A new mapping, which each of its VMAs will hold a reference on.
 enum NewMapping {
-    /// Slots of one batch, in the inline mapping the batch carries (the common case: nothing to
+    /// A whole batch, in the inline mapping the batch carries (the common case: nothing to
     /// allocate).
     Inline(ARef<InlineMapping>),
     /// Any other mapping (or one whose batch's inline mapping is taken), in an object of its own.

@@ -21,6 +21,7 @@ use core::mem::{
     size_of, //
 };
 use kernel::{
+    page::PAGE_SIZE,
     prelude::*,
     sync::atomic::Relaxed,
     transmute::{
@@ -383,8 +384,10 @@ fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     let (index, action, port) = (op.index, op.action, op.event_channel_port);
 
     let slot = index & !(usize_to_u64(XEN_PAGE_SIZE) - 1);
-    // Below XEN_PAGE_SIZE (4096), so it fits: the conversion cannot fail.
-    let offset = u16::try_from(index & (usize_to_u64(XEN_PAGE_SIZE) - 1)).map_err(|_| EINVAL)?;
+    // The byte's offset in its kernel page, where the slot's Xen page starts at the slot key's
+    // offset (batches start on kernel pages). Below PAGE_SIZE (at most 64K), so it fits: the
+    // conversion cannot fail.
+    let offset = u16::try_from(index & (usize_to_u64(PAGE_SIZE) - 1)).map_err(|_| EINVAL)?;
     let known = action & !(raw::UNMAP_NOTIFY_CLEAR_BYTE | raw::UNMAP_NOTIFY_SEND_EVENT) == 0;
     // `evtchn_get` sleeps on Xen's `irq_mapping_update_lock`: the reference is taken before the
     // file's index lock, and a failure reported only after the slot and action checks, in

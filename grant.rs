@@ -15,8 +15,9 @@
 //! periodic work item until the remote has unmapped it.
 //!
 //! Compared with one object per grant, a batch costs one allocation per ALLOC (two for more
-//! than one grant: the slot array) instead of two per grant, and a slot is a few words. Batches
-//! come from a slab cache of their own ([`BATCHES`], see `slab.rs`).
+//! than one grant: the slot array) instead of two per grant, and a slot is three words: a batch
+//! of one grant is as large as upstream's object for one. Batches come from a slab cache of
+//! their own ([`BATCHES`], see `slab.rs`).
 //!
 //! Lock order (see `gntalloc.rs`): a file's index lock → the deferred list's lock → the
 //! grant-table core's spinlock. A slot's notification is guarded by its file's index lock (see
@@ -39,11 +40,9 @@ use kernel::{
             AlwaysRefCounted, //
         },
         atomic::{
-            Acquire,
             Atomic,
             Full,
-            Relaxed,
-            Release, //
+            Relaxed, //
         },
         Refcount,
     },
@@ -157,11 +156,13 @@ fn end_or_defer(mut frame: ForeignGrant) {
     }
 }
 
-/// What to do when a grant is released locally for the last time.
-#[derive(Default)]
+/// What to do when a grant is released locally for the last time. A slot keeps one only once
+/// it is armed, in an allocation of its own ([`GrantSlot`]'s `notify`): most grants never get
+/// one, and a slot stays three words.
 pub(crate) struct UnmapNotify {
-    /// Byte of the granted Xen page to clear (below `XEN_PAGE_SIZE`). A `u16`, like the rest of
-    /// a slot kept small: a batch's slots are one array, whose size rounds up to a power of two.
+    /// Byte to clear, as its offset in the slot's kernel page (below `PAGE_SIZE`, at most 64K):
+    /// the byte's offset in the file's index space modulo `PAGE_SIZE`, since every batch starts
+    /// on a kernel page.
     pub(crate) clear_byte: Option<u16>,
     /// Event channel to signal; holding it keeps the port from being closed or reused.
     pub(crate) event: Option<EvtchnRef>,
@@ -181,33 +182,40 @@ const LISTED: u32 = 1 << 31;
 /// The most mappings a slot counts: one more would carry into [`LISTED`].
 const MAX_MAPPINGS: u32 = LISTED - 1;
 
-/// One 4K grant of a [`GrantBatch`]: one slot of a file's index space.
+/// One 4K grant of a [`GrantBatch`]: one slot of a file's index space. The grant's parts (its
+/// reference and page) are kept apart rather than as a [`ForeignGrant`], so that the slot is
+/// three words: a grant reference and the user count share one.
 ///
 /// # Invariants
 ///
 /// - `users` is [`LISTED`] while the file lists the slot, plus one per mapping covering it. Once it has dropped to zero it never rises again.
-/// - While `users` is not zero, `frame` is initialised and `notify` holds the pending
-///   notification. Whoever drops `users` to zero owns both from then on and releases them
-///   ([`GrantSlot::release`]), as does `drop` for a slot still live (one that no index lists
-///   and no mapping covers: a batch that failed to be made); nobody touches them afterwards.
+/// - While `users` is not zero, `gref` and `page` are the parts of a live [`ForeignGrant`]
+///   ([`ForeignGrant::into_parts`]) that the slot owns, and `notify` holds the pending
+///   notification. Whoever drops `users` to zero owns `page` and `notify` from then on and
+///   releases the grant ([`GrantSlot::release`]), as does `drop` for a slot still live (one
+///   that no index lists and no mapping covers: a batch that failed to be made); nobody
+///   touches them afterwards.
 /// - `notify` is accessed only under the index lock of the file that lists the slot, while it
 ///   is listed, or by the releaser.
-/// - The slot is counted once in [`STATS`]`.in_use` until its frame is ended.
+/// - The slot is counted once in [`STATS`]`.in_use` until its grant is ended.
 struct GrantSlot {
     users: Atomic<u32>,
-    frame: UnsafeCell<ManuallyDrop<ForeignGrant>>,
-    notify: UnsafeCell<UnmapNotify>,
+    gref: u32,
+    page: UnsafeCell<ManuallyDrop<PageRef>>,
+    notify: UnsafeCell<Option<KBox<UnmapNotify>>>,
 }
 
 impl GrantSlot {
-    /// A listed slot owning `frame`.
-    fn new(frame: ForeignGrant) -> Self {
-        // INVARIANT: listed, with `frame` initialised and no notification.
-        Self {
+    /// A listed slot owning `frame`, a grant not ended.
+    fn new(frame: ForeignGrant) -> Result<Self, GrantError> {
+        let (gref, page) = frame.into_parts().ok_or(GrantError::Other(EINVAL))?;
+        // INVARIANT: listed, owning the grant's parts, with no notification.
+        Ok(Self {
             users: Atomic::new(LISTED),
-            frame: UnsafeCell::new(ManuallyDrop::new(frame)),
-            notify: UnsafeCell::new(UnmapNotify::default()),
-        }
+            gref,
+            page: UnsafeCell::new(ManuallyDrop::new(page)),
+            notify: UnsafeCell::new(None),
+        })
     }
 
     /// Whether the file lists the slot. Stable under the file's index lock.
@@ -220,16 +228,16 @@ impl GrantSlot {
         self.users.load(Relaxed) & !LISTED != 0
     }
 
-    /// The granted frame.
+    /// The granted kernel page (shared by the slots of one page on 64K kernels).
     ///
     /// # Safety
     ///
     /// The caller holds one of the slot's users (the listing, under the file's index lock, or
     /// a mapping) for as long as the result is used.
-    unsafe fn frame(&self) -> &ForeignGrant {
-        // SAFETY: `users` is not zero while the caller holds a user, so `frame` is initialised
+    unsafe fn page(&self) -> &PageRef {
+        // SAFETY: `users` is not zero while the caller holds a user, so `page` is initialised
         // and only the releaser, which cannot exist yet, would take it (type invariant).
-        unsafe { &*self.frame.get() }
+        unsafe { &*self.page.get() }
     }
 
     /// Gives up `user` (the listing or one mapping); the last one releases the slot.
@@ -249,24 +257,27 @@ impl GrantSlot {
     /// The caller dropped `users` to zero, or has exclusive access to a slot that nobody else
     /// can reach; this is the slot's only release.
     unsafe fn release(&self) {
-        // SAFETY: The caller is the releaser (function contract): it owns `notify` and `frame`,
+        // SAFETY: The caller is the releaser (function contract): it owns `notify` and `page`,
         // which are initialised until now and never touched again.
-        let (notify, frame) = unsafe {
+        let (notify, page) = unsafe {
             (
-                core::mem::take(&mut *self.notify.get()),
-                ManuallyDrop::take(&mut *self.frame.get()),
+                (*self.notify.get()).take(),
+                ManuallyDrop::take(&mut *self.page.get()),
             )
         };
-        // Byte first, then event, then the grant end: a peer woken by the event must see the
-        // byte cleared and its mapping still valid (libxenvchan relies on this order).
-        if let (Some(offset), Some(page)) = (notify.clear_byte, frame.page()) {
-            page.clear_byte(frame.xen_index() * xen::XEN_PAGE_SIZE + usize::from(offset));
+        if let Some(notify) = notify {
+            // Byte first, then event, then the grant end: a peer woken by the event must see
+            // the byte cleared and its mapping still valid (libxenvchan relies on this order).
+            if let Some(offset) = notify.clear_byte {
+                page.clear_byte(usize::from(offset));
+            }
+            if let Some(event) = &notify.event {
+                event.notify();
+            }
         }
-        if let Some(event) = &notify.event {
-            event.notify();
-        }
-        drop(notify);
-        end_or_defer(frame);
+        // SAFETY: `gref` and `page` are the parts of the slot's grant (type invariant), taken
+        // back once, here.
+        end_or_defer(unsafe { ForeignGrant::from_parts(self.gref, page) });
     }
 }
 
@@ -281,15 +292,34 @@ impl Drop for GrantSlot {
     }
 }
 
-// A slot is four words: 1000 of them fill a 32 KiB allocation, not 64 KiB.
-const _: () = assert!(size_of::<GrantSlot>() <= 32);
+// A slot is three words: a one-grant batch fits in 64 bytes, and 1000 slots in 24 KiB.
+const _: () = assert!(size_of::<GrantSlot>() <= 24);
+
+/// The slots of a batch of more than one grant: an array of their own, and how many are still
+/// listed.
+///
+/// # Invariants
+///
+/// `slots`, `len` and `cap` are the parts of a `KVVec<GrantSlot>` ([`KVVec::into_raw_parts`])
+/// owned by the batch, with `len` at least 2.
+struct SlotArray {
+    slots: NonNull<GrantSlot>,
+    len: u32,
+    cap: u32,
+    listed: Atomic<u32>,
+}
 
 /// Where a batch keeps its slots: inline for a single grant (libxengnttab's most common
-/// request), so that an ALLOC of one costs one allocation besides the page.
-enum Slots {
-    One(GrantSlot),
-    Many(KVVec<GrantSlot>),
+/// request), so that an ALLOC of one costs one allocation besides the page; in an array of
+/// their own otherwise. Which one is live is the batch's [`MANY`] bit.
+union SlotStore {
+    one: ManuallyDrop<GrantSlot>,
+    many: ManuallyDrop<SlotArray>,
 }
+
+/// The bit of [`GrantBatch`]`::start_many` that says the slots are a [`SlotArray`]: keys are
+/// kernel-page aligned, so the key's low bits are free.
+const MANY: u64 = 1;
 
 /// The grants of one ALLOC, held by value: slot `i` has key `start + i * XEN_PAGE_SIZE`.
 ///
@@ -298,23 +328,31 @@ enum Slots {
 /// its own users, and is released, firing its notification and ending its grant, when the last
 /// one lets go.
 ///
+/// A batch of one grant is 64 bytes, as upstream's object per grant: the tree links (24), the
+/// key (8), two counts (8) and the slot (24).
+///
 /// # Invariants
 ///
 /// - The batch lives in an object of [`BATCHES`], freed when `refs` drops to zero.
-/// - Every slot is live ([`GrantSlot`]'s invariants) when the batch is made.
-/// - `start` changes only while the batch is a [`NewBatch`], before anyone else can see it.
-/// - `listed` is the number of slots still listed; it changes only under the index lock of
-///   the file that lists the batch.
-/// - The batch is listed in at most one file's index, and only while `listed` is not zero;
+/// - `slots` holds `one` if the [`MANY`] bit of `start_many` is clear, `many` if it is set;
+///   the bit never changes. Every slot is live ([`GrantSlot`]'s invariants) when the batch is
+///   made.
+/// - The rest of `start_many` (the first key) changes only while the batch is a [`NewBatch`],
+///   before anyone else can see it.
+/// - The number of slots still listed (a [`SlotArray`]'s `listed`, or the one slot's listing)
+///   changes only under the index lock of the file that lists the batch.
+/// - The batch is listed in at most one file's index, and only while a slot is listed;
 ///   `links` belong to that index's tree meanwhile.
 pub(crate) struct GrantBatch {
     links: Opaque<bindings::rb_node>,
+    start_many: u64,
     refs: Refcount,
-    listed: Atomic<u32>,
-    start: u64,
-    slots: Slots,
     inline: InlineMappingState,
+    slots: SlotStore,
 }
+
+// A one-grant batch costs what upstream's per-grant object does (`kmalloc-64`).
+const _: () = assert!(size_of::<GrantBatch>() <= 64);
 
 // SAFETY: Every batch is reference-counted through `refs`, and lives (in its slab object) until
 // the count drops to zero (type invariants).
@@ -330,25 +368,50 @@ unsafe impl AlwaysRefCounted for GrantBatch {
     }
 }
 
+impl Drop for GrantBatch {
+    fn drop(&mut self) {
+        if self.is_many() {
+            // SAFETY: The `MANY` bit says `many` is live (type invariant), and it is dropped
+            // once, here.
+            let array = unsafe { ManuallyDrop::take(&mut self.slots.many) };
+            // SAFETY: The parts of a `KVVec` the batch owns (`SlotArray` invariant), rebuilt once.
+            drop(unsafe {
+                KVVec::from_raw_parts(
+                    array.slots.as_ptr(),
+                    u32_to_usize(array.len),
+                    u32_to_usize(array.cap),
+                )
+            });
+        } else {
+            // SAFETY: The `MANY` bit is clear, so `one` is live (type invariant), dropped once.
+            unsafe { ManuallyDrop::drop(&mut self.slots.one) };
+        }
+    }
+}
+
 /// A batch that nobody else references yet: made by [`GrantBatch::build`], not listed. Its key
 /// range is set when it is placed in the file's index space ([`NewBatch::place`]).
 pub(crate) struct NewBatch(ARef<GrantBatch>);
 
 impl NewBatch {
-    /// Gives the batch its keys, from `start` on, and hands it over for listing (by
-    /// [`BatchIndex::insert`](crate::index::BatchIndex::insert) alone).
+    /// Gives the batch its keys, from `start` on (kernel-page aligned), and hands it over for
+    /// listing (by [`BatchIndex::insert`](crate::index::BatchIndex::insert) alone).
     pub(crate) fn place(self, start: u64) -> ARef<GrantBatch> {
         let batch = ARef::into_raw(self.0);
         // SAFETY: The batch is live and referenced by nobody else (a `NewBatch` holds the only
-        // reference), so writing its `start` races with nothing. INVARIANT: still unshared.
-        unsafe { (*batch.as_ptr()).start = start };
+        // reference), so writing its key races with nothing. INVARIANT: still unshared, and
+        // the `MANY` bit kept (`start` is page aligned: its own bit is clear).
+        unsafe {
+            let start_many = &mut (*batch.as_ptr()).start_many;
+            *start_many = (start & !MANY) | (*start_many & MANY);
+        }
         // SAFETY: The reference taken out of `self` above, handed on.
         unsafe { ARef::from_raw(batch) }
     }
 }
 
 // SAFETY: The slots' cells are accessed as their invariants say: `notify` under the owning
-// file's index lock or by the releaser, `frame` read by user holders and taken by the releaser
+// file's index lock or by the releaser, `page` read by user holders and taken by the releaser
 // alone. Everything else is atomic or immutable, and the owned values are `Send`.
 unsafe impl Send for GrantBatch {}
 // SAFETY: See `Send`: shared access never races on a cell.
@@ -372,18 +435,17 @@ impl GrantBatch {
     ) -> Result<NewBatch, GrantError> {
         let mut made = 0usize;
         let res = Self::build_slots(u32_to_usize(count), domid, writable, ids, &mut made).and_then(
-            |slots| {
+            |(slots, many)| {
                 // INVARIANT: a `BATCHES` object with one reference (the `NewBatch`'s), every slot
-                // live, all listed, not in any tree; if the allocation fails, `slots` is dropped and
-                // each slot ends its own grant.
+                // live, all listed, not in any tree, `MANY` telling which store is live; if the
+                // allocation fails, the batch is dropped and each slot ends its own grant.
                 let batch = BATCHES
                     .alloc(Self {
                         links: Opaque::new(bindings::rb_node::default()),
+                        start_many: if many { MANY } else { 0 },
                         refs: Refcount::new(1),
-                        listed: Atomic::new(count),
-                        start: 0,
-                        slots,
                         inline: InlineMappingState::new(),
+                        slots,
                     })
                     .map_err(GrantError::Other)?;
                 // SAFETY: A fresh batch with one reference, which the `NewBatch` takes over.
@@ -399,28 +461,31 @@ impl GrantBatch {
         res
     }
 
-    /// Makes the slots of [`GrantBatch::build`]; `made` counts those created (each carries its
-    /// own reservation from then on).
+    /// Makes the slots of [`GrantBatch::build`], and whether they are an array (`MANY`); `made`
+    /// counts those created (each carries its own reservation from then on).
     fn build_slots(
         count: usize,
         domid: u16,
         writable: bool,
         ids: &mut [u8],
         made: &mut usize,
-    ) -> Result<Slots, GrantError> {
+    ) -> Result<(SlotStore, bool), GrantError> {
         let mut write_id = |k: usize, slot: &GrantSlot| {
-            // SAFETY: The slot is new and listed; nothing else can reach it.
-            let gref = unsafe { slot.frame() }.gref();
             if let Some(id) = ids.get_mut(k * size_of::<u32>()..(k + 1) * size_of::<u32>()) {
-                id.copy_from_slice(&gref.to_ne_bytes());
+                id.copy_from_slice(&slot.gref.to_ne_bytes());
             }
         };
         if count == 1 {
             let page = PageRef::alloc_zeroed().map_err(GrantError::Other)?;
-            let slot = GrantSlot::new(ForeignGrant::new(domid, page, 0, 1, writable)?);
+            let slot = GrantSlot::new(ForeignGrant::new(domid, page, 0, writable)?)?;
             *made = 1;
             write_id(0, &slot);
-            return Ok(Slots::One(slot));
+            return Ok((
+                SlotStore {
+                    one: ManuallyDrop::new(slot),
+                },
+                false,
+            ));
         }
         let mut slots =
             KVVec::with_capacity(count, GFP_KERNEL).map_err(|e| GrantError::Other(e.into()))?;
@@ -436,8 +501,8 @@ impl GrantBatch {
                     page.take()
                 }
                 .ok_or(GrantError::Other(EINVAL))?;
-                let frame = ForeignGrant::new(domid, page_ref, xen_index, in_page, writable)?;
-                let slot = GrantSlot::new(frame);
+                let frame = ForeignGrant::new(domid, page_ref, xen_index, writable)?;
+                let slot = GrantSlot::new(frame)?;
                 *made += 1;
                 write_id(*made - 1, &slot);
                 // Within the capacity reserved above, so this does not fail.
@@ -446,7 +511,28 @@ impl GrantBatch {
                     .map_err(|_| GrantError::Other(ENOMEM))?;
             }
         }
-        Ok(Slots::Many(slots))
+        let (ptr, len, cap) = slots.into_raw_parts();
+        let (Ok(len32), Ok(cap32), Some(ptr)) =
+            (u32::try_from(len), u32::try_from(cap), NonNull::new(ptr))
+        else {
+            // Not reached: `count` fits a `u32` and the array was allocated. Dropped as it came.
+            // SAFETY: The parts just taken out of `slots`, rebuilt once.
+            drop(unsafe { KVVec::from_raw_parts(ptr, len, cap) });
+            return Err(GrantError::Other(EINVAL));
+        };
+        // INVARIANT: the parts of the `KVVec`, `len` (the count) at least 2.
+        let array = SlotArray {
+            slots: ptr,
+            len: len32,
+            cap: cap32,
+            listed: Atomic::new(len32),
+        };
+        Ok((
+            SlotStore {
+                many: ManuallyDrop::new(array),
+            },
+            true,
+        ))
     }
 
     /// The batch's links in its file's index tree.
@@ -469,26 +555,47 @@ impl GrantBatch {
         unsafe { NonNull::new_unchecked(batch) }
     }
 
+    /// Whether the slots are a [`SlotArray`].
+    fn is_many(&self) -> bool {
+        self.start_many & MANY != 0
+    }
+
+    /// The slot array, if the batch has one.
+    fn array(&self) -> Option<&SlotArray> {
+        // SAFETY: The `MANY` bit says `many` is live (type invariant).
+        self.is_many().then(|| unsafe { &*self.slots.many })
+    }
+
     fn slots(&self) -> &[GrantSlot] {
-        match &self.slots {
-            Slots::One(slot) => core::slice::from_ref(slot),
-            Slots::Many(slots) => slots,
+        match self.array() {
+            // SAFETY: The array holds `len` live slots for as long as the batch lives
+            // (`SlotArray` invariant).
+            Some(array) => unsafe {
+                core::slice::from_raw_parts(array.slots.as_ptr(), u32_to_usize(array.len))
+            },
+            // SAFETY: No `MANY` bit: `one` is live (type invariant).
+            None => core::slice::from_ref(unsafe { &*self.slots.one }),
         }
     }
 
     /// Number of slots.
     pub(crate) fn len(&self) -> usize {
-        self.slots().len()
+        self.array().map_or(1, |array| u32_to_usize(array.len))
+    }
+
+    /// The first key.
+    fn start(&self) -> u64 {
+        self.start_many & !MANY
     }
 
     /// Key of the last slot: the batch's key in its file's index.
     pub(crate) fn last_key(&self) -> u64 {
-        self.start + usize_to_u64(self.len().saturating_sub(1) * xen::XEN_PAGE_SIZE)
+        self.start() + usize_to_u64(self.len().saturating_sub(1) * xen::XEN_PAGE_SIZE)
     }
 
     /// The position of the slot with `key`, if the batch has one.
     pub(crate) fn slot_of(&self, key: u64) -> Option<usize> {
-        let off = key.checked_sub(self.start)?;
+        let off = key.checked_sub(self.start())?;
         if off % usize_to_u64(xen::XEN_PAGE_SIZE) != 0 {
             return None;
         }
@@ -505,7 +612,17 @@ impl GrantBatch {
 
     /// Number of slots still listed.
     pub(crate) fn listed(&self) -> usize {
-        u32_to_usize(self.listed.load(Relaxed))
+        match self.array() {
+            Some(array) => u32_to_usize(array.listed.load(Relaxed)),
+            None => usize::from(self.slots().iter().any(GrantSlot::is_listed)),
+        }
+    }
+
+    /// Number of granted slots of the kernel page holding slot `i`, from its first one on:
+    /// every page of the batch is full but maybe the last.
+    fn page_grants(&self, i: usize) -> usize {
+        let first = i - xen::xen_index(i);
+        (self.len() - first).min(XEN_PAGES_PER_PAGE)
     }
 
     /// The kernel pages of the slots `range`, in order: each page's first slot's page.
@@ -515,16 +632,15 @@ impl GrantBatch {
     /// The caller holds a mapping user on each slot of `range` for as long as the result is
     /// used.
     unsafe fn pages(&self, range: core::ops::Range<usize>) -> impl Iterator<Item = &xen::PageRef> {
+        let first = range.start;
         let slots = self.slots().get(range);
-        slots.into_iter().flatten().filter_map(|slot| {
+        slots
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter(move |(k, _)| xen::xen_index(first + k) == 0)
             // SAFETY: The caller holds a user on the slot (function contract).
-            let frame = unsafe { slot.frame() };
-            if frame.xen_index() == 0 {
-                frame.page()
-            } else {
-                None
-            }
-        })
+            .map(|(_, slot)| unsafe { slot.page() })
     }
 
     /// Gives up a mapping user of every slot of `range`.
@@ -574,7 +690,7 @@ impl<'a> ListedBatch<'a> {
             mapped += usize::from(slot.is_mapped());
             // SAFETY: The slot is listed and we are serialised with every other user of the
             // index listing it (type invariant): nobody writes `notify` meanwhile.
-            notify += usize::from(unsafe { &*slot.notify.get() }.is_armed());
+            notify += usize::from(unsafe { &*slot.notify.get() }.is_some());
         }
         (mapped, notify)
     }
@@ -582,20 +698,19 @@ impl<'a> ListedBatch<'a> {
     /// Number of granted slots of the kernel page holding slot `i` (all of them from `i` on,
     /// when `i` is the page's first slot), if slot `i` is listed.
     pub(crate) fn page_grants(self, i: usize) -> Option<usize> {
-        let slot = self.batch.slots().get(i).filter(|s| s.is_listed())?;
-        // SAFETY: The listing is a user of the slot, which cannot go while we are serialised
-        // with the index (type invariant) and borrow it.
-        Some(unsafe { slot.frame() }.page_grants())
+        self.batch.slots().get(i).filter(|s| s.is_listed())?;
+        Some(self.batch.page_grants(i))
     }
 
     /// Replaces the notification of listed slot `i` and returns the old one, to be dropped by
     /// the caller outside the lock (it may hold an event channel); `ENOENT` if the slot is not
-    /// listed, before `make` runs.
+    /// listed, before `make` runs; `ENOMEM` if an armed one finds no memory (the slot keeps
+    /// its old one).
     pub(crate) fn replace_notify(
         self,
         i: usize,
         make: impl FnOnce() -> Result<UnmapNotify>,
-    ) -> Result<UnmapNotify> {
+    ) -> Result<Option<KBox<UnmapNotify>>> {
         let slot = self
             .batch
             .slots()
@@ -603,6 +718,11 @@ impl<'a> ListedBatch<'a> {
             .filter(|s| s.is_listed())
             .ok_or(ENOENT)?;
         let new = make()?;
+        let new = if new.is_armed() {
+            Some(KBox::new(new, GFP_KERNEL)?)
+        } else {
+            None
+        };
         // SAFETY: The slot is listed, so no releaser exists, and every other access to
         // `notify` is by a user of the index, with which we are serialised (type invariant).
         Ok(core::mem::replace(unsafe { &mut *slot.notify.get() }, new))
@@ -619,10 +739,12 @@ impl<'a> ListedBatch<'a> {
                 n += 1;
             }
         }
-        // Serialised with the index (type invariant): no concurrent change of `listed`.
-        let left = self.batch.listed.load(Relaxed).saturating_sub(n);
-        self.batch.listed.store(left, Relaxed);
-        left == 0
+        if let Some(array) = self.batch.array() {
+            // Serialised with the index (type invariant): no concurrent change of `listed`.
+            let left = array.listed.load(Relaxed).saturating_sub(n);
+            array.listed.store(left, Relaxed);
+        }
+        self.batch.listed() == 0
     }
 
     /// Unlists every slot still listed: the file is going away. Slots that a mapping covers
@@ -711,31 +833,25 @@ impl SlotRun {
         unsafe { self.batch.pages(self.first..self.first + self.count) }
     }
 
-    /// Hands the run's slots to its batch's inline mapping, if no other mapping has claimed it;
-    /// gives the run back otherwise. `batch` is the run's batch as its file's index lists it:
-    /// claims are serialised by that index.
+    /// Hands the run's slots to its batch's inline mapping, if the run is the whole batch and no
+    /// other mapping has claimed it; gives the run back otherwise. `batch` is the run's batch as
+    /// its file's index lists it: claims are serialised by that index.
     pub(crate) fn into_inline(self, batch: ListedBatch<'_>) -> Result<ARef<InlineMapping>, Self> {
-        if !core::ptr::eq(batch.batch(), &*self.batch) {
+        if !core::ptr::eq(batch.batch(), &*self.batch)
+            || self.first != 0
+            || self.count != self.batch.len()
+        {
             return Err(self);
         }
-        let state = &self.batch.inline;
-        // Acquire: pairs with the release of the last holder, whose reads of `first` and `count`
-        // then come before the writes below.
-        if state.claimed.load(Acquire) != 0 {
+        let vmas = &self.batch.inline.vmas;
+        // Claims are serialised by the index (the witness), so the count cannot leave zero
+        // between this test and the `set` below; a last holder dropping it to zero meanwhile
+        // only makes it claimable. Nothing else is handed over: the mapping's slots are the
+        // whole batch, whoever claims it.
+        if vmas.as_atomic().load(Relaxed) != 0 {
             return Err(self);
         }
-        let (Ok(first), Ok(count)) = (u32::try_from(self.first), u32::try_from(self.count)) else {
-            return Err(self);
-        };
-        // SAFETY: Not claimed, and we are serialised with the index listing the batch (the
-        // witness): nobody else reads or writes `first` and `count` (`InlineMappingState`'s
-        // invariants).
-        unsafe {
-            *state.first.get() = first;
-            *state.count.get() = count;
-        }
-        state.vmas.set(1);
-        state.claimed.store(1, Relaxed);
+        vmas.set(1);
         // INVARIANT: The run's mapping users and its batch reference go to the claimed inline
         // mapping, which has one reference, returned here.
         let this = ManuallyDrop::new(self);
@@ -757,42 +873,29 @@ impl Drop for SlotRun {
 }
 
 /// The bookkeeping of the mapping every batch can carry inline, so that the most common
-/// mapping, of slots of one batch (libxengnttab maps what one ALLOC made, once), needs no
-/// allocation. While claimed it is an [`InlineMapping`]; a mapping that finds it claimed gets a
-/// `SpanMapping` of its own (`gntalloc.rs`).
+/// mapping, of a whole batch (libxengnttab maps what one ALLOC made, once), needs no allocation.
+/// While claimed it is an [`InlineMapping`]; a mapping that finds it claimed, or that covers
+/// part of a batch, gets a `SpanMapping` of its own (`gntalloc.rs`).
 ///
 /// # Invariants
 ///
-/// - While `claimed` is set, `vmas` counts the references on the [`InlineMapping`] (one per VMA
-///   of the mapping, or the mmap() call's; once saturated, it stays so and never frees), and the batch holds one mapping user on each slot of
-///   `first..first + count` and one reference on itself for them. `first` and `count` change
-///   only while `claimed` is clear, under the index lock of the file listing the batch.
-/// - `claimed` is set only under that lock, and cleared by whoever drops `vmas` to zero, after
-///   its last use of `first` and `count`.
+/// - While `vmas` is not zero (the mapping is claimed), it counts the references on the
+///   [`InlineMapping`] (one per VMA of the mapping, or the mmap() call's; once saturated, it
+///   stays so and never frees), and the batch holds one mapping user on each of its slots and
+///   one reference on itself for them.
+/// - `vmas` leaves zero only under the index lock of the file listing the batch.
 pub(crate) struct InlineMappingState {
-    claimed: Atomic<u32>,
     vmas: Refcount,
-    first: UnsafeCell<u32>,
-    count: UnsafeCell<u32>,
 }
 
 impl InlineMappingState {
     fn new() -> Self {
         // INVARIANT: not claimed.
         Self {
-            claimed: Atomic::new(0),
             vmas: Refcount::new(0),
-            first: UnsafeCell::new(0),
-            count: UnsafeCell::new(0),
         }
     }
 }
-
-// SAFETY: `first` and `count` are written only while unclaimed (under the index lock) and read
-// only by holders of a reference on the claimed mapping; everything else is atomic.
-unsafe impl Sync for InlineMappingState {}
-// SAFETY: As `Sync`; the state owns nothing that is tied to a thread.
-unsafe impl Send for InlineMappingState {}
 
 /// A batch's inline mapping while claimed: the only state in which it is reference-counted, by
 /// the VMAs of the mapping (see [`InlineMappingState`]). A transparent view of the batch.
@@ -806,25 +909,11 @@ unsafe impl Send for InlineMappingState {}
 pub(crate) struct InlineMapping(GrantBatch);
 
 impl InlineMapping {
-    /// The slots of the mapping, as `first..first + count`.
-    fn slots(&self) -> core::ops::Range<usize> {
-        let state = &self.0.inline;
-        // SAFETY: Claimed (type invariant), so `first` and `count` do not change until the last
-        // reference, which whoever borrows `self` still holds, is dropped.
-        let (first, count) = unsafe {
-            (
-                u32_to_usize(*state.first.get()),
-                u32_to_usize(*state.count.get()),
-            )
-        };
-        first..first + count
-    }
-
     /// The kernel pages of the mapping, in order.
     pub(crate) fn pages(&self) -> impl Iterator<Item = &xen::PageRef> {
-        // SAFETY: The claimed mapping holds a mapping user on each of its slots while a
+        // SAFETY: The claimed mapping holds a mapping user on each slot of its batch while a
         // reference on it is held (type invariants), and the borrow of `self` lasts no longer.
-        unsafe { self.0.pages(self.slots()) }
+        unsafe { self.0.pages(0..self.0.len()) }
     }
 }
 
@@ -840,21 +929,15 @@ unsafe impl AlwaysRefCounted for InlineMapping {
         // SAFETY: The caller owns a reference (function contract): the mapping is claimed and its
         // batch live.
         let mapping = unsafe { obj.as_ref() };
-        let state = &mapping.0.inline;
-        if !state.vmas.dec_and_test() {
+        if !mapping.0.inline.vmas.dec_and_test() {
             return;
         }
-        // This was the last reference: the state is ours until `claimed` is cleared.
-        let range = mapping.slots();
-        mapping.0.drop_mapping(range);
-        // The reference the claim held on the batch, taken out before the state is released (a
-        // new claimer may take another one right after).
+        // This was the last reference: the mapping users and the batch reference of the claim
+        // are ours. Once the count is zero a new claim may take users and a reference of its
+        // own, which these do not touch.
+        mapping.0.drop_mapping(0..mapping.0.len());
         // SAFETY: A claimed inline mapping holds one reference on its batch (type invariants),
         // and `obj` points at that batch.
-        let batch = unsafe { ARef::from_raw(obj.cast::<GrantBatch>()) };
-        // INVARIANT: Released after the last use of `first` and `count`; the release orders
-        // those uses before a new claimer's writes.
-        state.claimed.store(0, Release);
-        drop(batch);
+        drop(unsafe { ARef::from_raw(obj.cast::<GrantBatch>()) });
     }
 }

@@ -55,6 +55,13 @@ pub(crate) const XEN_PAGE_SIZE: usize = 1 << raw::XEN_PAGE_SHIFT;
 /// Number of Xen pages in one kernel page (1 on 4K kernels, 16 on 64K kernels).
 pub(crate) const XEN_PAGES_PER_PAGE: usize = PAGE_SIZE / XEN_PAGE_SIZE;
 
+/// The Xen page, inside its kernel page, of slot `slot` of a batch (batches start on a kernel
+/// page and pack their slots, `XEN_PAGES_PER_PAGE` to a page).
+#[allow(clippy::modulo_one)] // Always 0 on 4K kernels, where a slot is a page.
+pub(crate) const fn xen_index(slot: usize) -> usize {
+    slot % XEN_PAGES_PER_PAGE
+}
+
 /// Whether the kernel runs as a Xen guest.
 pub(crate) fn xen_domain() -> bool {
     // SAFETY: Reads a global that is set up before any module is loaded.
@@ -229,41 +236,31 @@ impl From<GrantError> for Error {
 ///
 /// # Invariants
 ///
-/// While `page` is `Some`, `gref` is a grant reference owned by this object that points at Xen
-/// page `xen_index` of that page, and the object owns the page reference in `page` for as long as
-/// the grant may be in use. Once `page` is `None` the grant has been ended and `gref` freed.
-/// `xen_index < page_grants <= XEN_PAGES_PER_PAGE`.
+/// While `page` is `Some`, `gref` is a grant reference owned by this object that points at a
+/// Xen page of that page, and the object owns the page reference in `page` for as long as the
+/// grant may be in use. Once `page` is `None` the grant has been ended and `gref` freed.
 pub(crate) struct ForeignGrant {
     gref: u32,
-    xen_index: u16,
-    page_grants: u16,
     page: Option<PageRef>,
 }
 
 impl ForeignGrant {
     /// Grants `domid` access to Xen page `xen_index` of `page`, read-only unless `writable`.
-    /// `page_grants` is the number of Xen pages of `page` that are granted (the first ones): the
-    /// rest of the page is padding.
     ///
     /// On failure the page reference is dropped.
     pub(crate) fn new(
         domid: u16,
         page: PageRef,
         xen_index: usize,
-        page_grants: usize,
         writable: bool,
     ) -> Result<Self, GrantError> {
-        if xen_index >= page_grants || page_grants > XEN_PAGES_PER_PAGE {
-            return Err(GrantError::Other(EINVAL));
-        }
-        // Both at most `XEN_PAGES_PER_PAGE` (16), checked above.
-        let (Ok(xen_index), Ok(page_grants)) =
-            (u16::try_from(xen_index), u16::try_from(page_grants))
-        else {
-            return Err(GrantError::Other(EINVAL));
-        };
+        // At most `XEN_PAGES_PER_PAGE` (16), checked first.
+        let xen_index = u32::try_from(xen_index)
+            .ok()
+            .filter(|_| xen_index < XEN_PAGES_PER_PAGE)
+            .ok_or(GrantError::Other(EINVAL))?;
         // SAFETY: The page is alive (`PageRef` invariant) and `xen_index` is inside it.
-        let gfn = unsafe { raw::gntalloc_rs_page_gfn(page.as_ptr(), u32::from(xen_index)) };
+        let gfn = unsafe { raw::gntalloc_rs_page_gfn(page.as_ptr(), xen_index) };
         // SAFETY: Any domid and frame may be passed; the core only writes a grant entry.
         let ret = unsafe { raw::gnttab_grant_foreign_access(domid, gfn, i32::from(!writable)) };
         if ret < 0 {
@@ -278,30 +275,30 @@ impl ForeignGrant {
         Ok(Self {
             // Not negative, checked above.
             gref: ret.unsigned_abs(),
-            xen_index,
-            page_grants,
             page: Some(page),
         })
     }
 
-    /// The grant reference handed to the remote domain.
-    pub(crate) fn gref(&self) -> u32 {
-        self.gref
+    /// The grant's reference and page, for a holder that keeps them apart to save space. The
+    /// grant stays live: the holder gives both back once, through [`ForeignGrant::from_parts`].
+    /// A grant already ended has no parts (`None`).
+    pub(crate) fn into_parts(self) -> Option<(u32, PageRef)> {
+        let mut this = ManuallyDrop::new(self);
+        let page = this.page.take()?;
+        Some((this.gref, page))
     }
 
-    /// Index of the granted Xen page inside its kernel page.
-    pub(crate) fn xen_index(&self) -> usize {
-        usize::from(self.xen_index)
-    }
-
-    /// Number of granted Xen pages in the kernel page (1 on 4K kernels).
-    pub(crate) fn page_grants(&self) -> usize {
-        usize::from(self.page_grants)
-    }
-
-    /// The granted kernel page, unless the grant has been ended.
-    pub(crate) fn page(&self) -> Option<&PageRef> {
-        self.page.as_ref()
+    /// The grant whose parts [`ForeignGrant::into_parts`] gave out.
+    ///
+    /// # Safety
+    ///
+    /// `gref` and `page` came out of one `into_parts` call, and are given back once.
+    pub(crate) unsafe fn from_parts(gref: u32, page: PageRef) -> Self {
+        // INVARIANT: The grant's own reference and page (function contract), still live.
+        Self {
+            gref,
+            page: Some(page),
+        }
     }
 
     /// Tries to end the grant. Succeeds, freeing the reference and dropping the page reference,
