@@ -745,6 +745,49 @@ TEST_F(gnt, notify_clear_byte_on_dealloc)
 }
 
 /*
+ * A SET_UNMAP_NOTIFY that finds no memory leaves the slot's notification as it
+ * was: ours keeps an armed notification in an allocation of its own, so the
+ * first slab allocation failing makes the call fail with ENOMEM, and the byte
+ * set before is still the one cleared; upstream allocates nothing there, so it
+ * succeeds and the new byte is cleared. Either way, exactly one of the two.
+ */
+TEST_F(gnt, notify_slab_failure_keeps_old)
+{
+	REQUIRE_REMOTE();
+	ASSERT_TRUE(fault_available("failslab")) TH_LOG("no failslab in this kernel");
+	struct remote_map r = { 0 };
+	volatile uint8_t *f;
+	uint32_t id;
+	uint64_t idx;
+	uint8_t *p;
+	int ret;
+
+	ASSERT_EQ(0, gnt_alloc(self->fd, 1, GNTALLOC_FLAG_WRITABLE, &idx, &id));
+	p = gnt_map(self->fd, idx, grant_span(1));
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x5a, XPAGE);
+	munmap(p, grant_span(1));
+	ASSERT_EQ(0, remote_map(&r, &id, 1, 1));
+	f = remote_frame(&r, 0);
+	ASSERT_EQ(0, gnt_notify(self->fd, idx + 10, UNMAP_NOTIFY_CLEAR_BYTE, 0));
+	ASSERT_EQ(0, fault_arm("failslab", 0));
+	fault_task(1);
+	ret = gnt_notify(self->fd, idx + 20, UNMAP_NOTIFY_CLEAR_BYTE, 0);
+	fault_task(0);
+	fault_disarm("failslab");
+	if (is_rust()) {
+		EXPECT_EQ(-ENOMEM, ret);
+	} else {
+		EXPECT_EQ(0, ret);
+	}
+	ASSERT_EQ(0, gnt_dealloc(self->fd, idx, 1));
+	EXPECT_EQ(ret ? 0 : 0x5a, f[10]) TH_LOG("SET_UNMAP_NOTIFY returned %d", ret);
+	EXPECT_EQ(ret ? 0x5a : 0, f[20]) TH_LOG("SET_UNMAP_NOTIFY returned %d", ret);
+	EXPECT_EQ(0x5a, f[11]);
+	remote_unmap(&r);
+}
+
+/*
  * Fixture for lifetime tests: the first grant of an allocation carries an
  * unmap notification, and the test watches for it to fire. The watcher is
  * the remote (a gntdev mapping that sees byte 42 cleared) where gntdev can
