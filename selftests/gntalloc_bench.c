@@ -52,8 +52,9 @@
  * share_cycle_held_other_file and share_cycle_held_same_file (1-grant
  * cycles while 0, 1k, 10k, 30k, 100k grants are held in another file or in
  * the cycles' own file); alloc_60000 and dealloc_60000 (one op each);
- * memory_per_grant (the bench-mem line) and close_file_30000;
- * memory_per_grant_1 (the same memory, held as ALLOCs of one grant); two workers
+ * memory_per_grant_1 (memory per grant, held as ALLOCs of one grant), then
+ * memory_per_grant (the bench-mem line: ALLOCs of 1000) and close_file_30000;
+ * both count the slab's growth from shrunk caches; two workers
  * at once (OPS: both workers' cycles, MS: wall time): the share cycle in
  * two_threads_own_files, two_threads_shared_file and two_processes_own_files,
  * then ALLOC(1)+DEALLOC alone (alloc_dealloc_1_two_threads_own_files, with
@@ -75,6 +76,7 @@
  * it far more there.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -543,10 +545,63 @@ static int case_big(void)
 	return close_dev(fd) || ret ? -1 : 0;
 }
 
-/* A field of /proc/meminfo in kB, or -1. */
+/*
+ * A field of /proc/meminfo in kB, or -1. The kernel's memory counters are kept
+ * per CPU and folded into the totals /proc/meminfo shows only past a threshold
+ * (some hundred pages per CPU): writing vm.stat_refresh folds them first, so
+ * that the growth of 30k grants' slab (about 2 MB) is read to the page, not
+ * give or take a megabyte.
+ */
 static long meminfo_kb(const char *key)
 {
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+
+	if (fd >= 0) {
+		/* Fails with EINVAL if a counter went negative meanwhile; it folded them all the same. */
+		if (write(fd, "1", 1) < 0 && errno != EINVAL)
+			perror("vm.stat_refresh");
+		close(fd);
+	}
 	return key_value("/proc/meminfo", key, 10);
+}
+
+/* Shrinks every slab cache: frees its empty slabs. */
+static void shrink_slab_caches(void)
+{
+	DIR *dir = opendir("/sys/kernel/slab");
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir))) {
+		char path[300];
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", e->d_name);
+		fd = open(path, O_WRONLY);
+		if (fd < 0)
+			continue;
+		if (write(fd, "1", 1) < 0)
+			perror(path);
+		close(fd);
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/*
+ * Where a memory case starts: the objects that earlier cases freed through RCU
+ * (VMAs, maple tree nodes) given a second to be freed, every slab cache shrunk,
+ * so that neither their freeing during the case nor their empty slabs offset
+ * the grants' growth, then SUnreclaim and MemFree in `*slab0` and `*free0`.
+ */
+static void memory_baseline(long *slab0, long *free0)
+{
+	shrink_slab_caches();
+	sleep(1);
+	shrink_slab_caches();
+	*slab0 = meminfo_kb("SUnreclaim");
+	*free0 = meminfo_kb("MemFree");
 }
 
 /*
@@ -591,8 +646,7 @@ static int case_memory_and_close(void)
 	cur_case = "memory_per_grant";
 	if (open_dev(&fd))
 		return -1;
-	slab0 = meminfo_kb("SUnreclaim");
-	free0 = meminfo_kb("MemFree");
+	memory_baseline(&slab0, &free0);
 	if (hold(fd, &held, HELD_30K)) {
 		close(fd);
 		return -1;
@@ -625,8 +679,7 @@ static int case_memory_one_grant_allocs(void)
 	cur_case = "memory_per_grant_1";
 	if (open_dev(&fd))
 		return -1;
-	slab0 = meminfo_kb("SUnreclaim");
-	free0 = meminfo_kb("MemFree");
+	memory_baseline(&slab0, &free0);
 	if (hold_in_chunks(fd, &held, HELD_30K, 1) ||
 	    memory_per_grant(slab0, free0, held, &slab_b, &pages_b)) {
 		close(fd);
@@ -1190,8 +1243,7 @@ static int case_million(void)
 	cur_case = "share_cycle_held_million";
 	if (open_two(&fd, &held_fd))
 		return -1;
-	slab0 = meminfo_kb("SUnreclaim");
-	free0 = meminfo_kb("MemFree");
+	memory_baseline(&slab0, &free0);
 	for (size_t i = 0; i < ARRAY_SIZE(million_levels) && !ret; i++) {
 		cur_case = "share_cycle_held_million";
 		ret = hold_in_chunks(held_fd, &held, million_levels[i], GNTDEV_MAP_MAX);
@@ -1270,8 +1322,9 @@ int main(void)
 	if (want("big"))
 		ret |= case_big();
 	if (want("memory")) {
-		ret |= case_memory_and_close();
+		/* One-grant ALLOCs first: none of the large case's slot arrays freed before them. */
 		ret |= case_memory_one_grant_allocs();
+		ret |= case_memory_and_close();
 	}
 	if (want("workers")) {
 		ret |= two_threads("two_threads_own_files", 0, one_share_cycle);
