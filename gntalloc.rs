@@ -373,7 +373,8 @@ impl FileState {
 
     /// Replaces the unmap notification of the slot at `key` with the one `make` builds, and
     /// returns the old one for the caller to drop after the lock. `ENOENT` (before `make` runs)
-    /// if the file does not list that slot. The slot is not referenced beyond the lock hold, so
+    /// if the file does not list that slot, `ENOMEM` if an armed one finds no memory (the old
+    /// one stays). The slot is not referenced beyond the lock hold, so
     /// a concurrent DEALLOC cannot leave it alive after returning.
     pub(crate) fn replace_notify(
         &self,

@@ -378,7 +378,9 @@ fn dealloc_gref(file: &FileState, arg: usize, layout: Layout) -> Result {
 /// IOCTL_GNTALLOC_SET_UNMAP_NOTIFY.
 ///
 /// `EFAULT` (argument unreadable), `ENOENT` (no such slot in this file, checked before the
-/// action), `EINVAL` (unknown action bits), `EINVAL` (event channel cannot be referenced).
+/// action), `EINVAL` (unknown action bits), `EINVAL` (event channel cannot be referenced),
+/// `ENOMEM` (no memory to keep an armed notification: the slot keeps its old one; upstream
+/// allocates nothing here).
 fn set_unmap_notify(file: &FileState, arg: usize) -> Result {
     let op: UnmapNotifyArg = copy_in(arg, size_of::<UnmapNotifyArg>())?;
     let (index, action, port) = (op.index, op.action, op.event_channel_port);
