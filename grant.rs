@@ -625,22 +625,21 @@ impl GrantBatch {
         (self.len() - first).min(XEN_PAGES_PER_PAGE)
     }
 
-    /// The kernel pages of the slots `range`, in order: each page's first slot's page.
+    /// The kernel pages of the slots `range`, which starts on a page's first slot (a mapping
+    /// covers whole pages), in order: each page's first slot's page.
     ///
     /// # Safety
     ///
     /// The caller holds a mapping user on each slot of `range` for as long as the result is
     /// used.
     unsafe fn pages(&self, range: core::ops::Range<usize>) -> impl Iterator<Item = &xen::PageRef> {
-        let first = range.start;
         let slots = self.slots().get(range);
         slots
             .into_iter()
             .flatten()
-            .enumerate()
-            .filter(move |(k, _)| xen::xen_index(first + k) == 0)
+            .step_by(XEN_PAGES_PER_PAGE)
             // SAFETY: The caller holds a user on the slot (function contract).
-            .map(|(_, slot)| unsafe { slot.page() })
+            .map(|slot| unsafe { slot.page() })
     }
 
     /// Gives up a mapping user of every slot of `range`.
