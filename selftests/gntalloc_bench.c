@@ -1301,6 +1301,22 @@ static bool want(const char *group)
 	return false;
 }
 
+/* A big-endian 32-bit device-tree property, or `dflt` if it cannot be read. */
+static unsigned int dt_u32(const char *path, unsigned int dflt)
+{
+	unsigned char b[4];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f)
+		return dflt;
+	n = fread(b, 1, sizeof(b), f);
+	fclose(f);
+	if (n != sizeof(b))
+		return dflt;
+	return (unsigned int)b[0] << 24 | (unsigned int)b[1] << 16 | (unsigned int)b[2] << 8 | b[3];
+}
+
 /*
  * Grants this domain's table can hold, from the device tree's Xen node on arm
  * (its first region is the grant table: 8-byte v1 entries), or 0 where there
@@ -1308,24 +1324,13 @@ static bool want(const char *group)
  */
 static long table_grants(void)
 {
-	unsigned char cells[4], reg[32];
-	unsigned int acells = 2, scells = 2;
+	unsigned int acells = dt_u32("/proc/device-tree/#address-cells", 2);
+	unsigned int scells = dt_u32("/proc/device-tree/#size-cells", 2);
 	unsigned long long size = 0;
+	unsigned char reg[32];
 	FILE *f;
 	size_t n;
 
-	f = fopen("/proc/device-tree/#address-cells", "rb");
-	if (f) {
-		if (fread(cells, 1, 4, f) == 4)
-			acells = cells[0] << 24 | cells[1] << 16 | cells[2] << 8 | cells[3];
-		fclose(f);
-	}
-	f = fopen("/proc/device-tree/#size-cells", "rb");
-	if (f) {
-		if (fread(cells, 1, 4, f) == 4)
-			scells = cells[0] << 24 | cells[1] << 16 | cells[2] << 8 | cells[3];
-		fclose(f);
-	}
 	f = fopen("/proc/device-tree/hypervisor/reg", "rb");
 	if (!f)
 		return 0;
