@@ -1355,7 +1355,7 @@ int main(void)
 	table = table_grants();
 	if (table) {
 		max_held = table - TABLE_SPARE;
-		while (big > 10000 && big > table - TABLE_SPARE)
+		while (big > 10000 && big > max_held)
 			big -= 10000;
 		printf("bench-info: %s grant table of %ld grants (device tree): held levels of at most %ld, one ALLOC of %ld\n",
 		       mod, table, max_held, big);
